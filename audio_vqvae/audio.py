@@ -1,0 +1,310 @@
+"""Audio I/O and preprocessing: load as mono float32, resample, silence checks, atomic WAV writes, mu-law."""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from torch import Tensor
+
+# What soundfile raises for a file it cannot open or decode (LibsndfileError is a RuntimeError).
+_READ_ERRORS = (sf.LibsndfileError, RuntimeError, OSError)
+
+
+class AudioError(ValueError):
+    """A bad audio file; the message starts with the file's path when there is one."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file's header says, read without decoding the samples.
+
+    Attributes:
+        path: the file.
+        sample_rate: samples per second.
+        n_samples: samples per channel (frames).
+        channels: number of channels.
+        duration: length in seconds, ``n_samples / sample_rate``.
+    """
+
+    path: Path
+    sample_rate: int
+    n_samples: int
+    channels: int
+    duration: float
+
+
+def _one_line(e: BaseException) -> str:
+    """An exception's message on one line (libsndfile's own text, without its repeated file name)."""
+    text = getattr(e, "error_string", None) or str(e) or type(e).__name__
+    return " ".join(str(text).split())
+
+
+def _check_file(path: str | os.PathLike[str]) -> None:
+    p = Path(path)
+    if not p.exists():
+        raise AudioError(f"{path}: file not found")
+    if not p.is_file():
+        raise AudioError(f"{path}: not a file")
+
+
+def audio_info(path: str | os.PathLike[str]) -> AudioInfo:
+    """Sample rate, length and channels of an audio file, from its header only (cheap).
+
+    A file with no samples is described, not rejected: ``n_samples`` is 0.
+
+    Args:
+        path: any file soundfile can read.
+    Returns:
+        AudioInfo.
+    Raises:
+        AudioError: the file is missing or unreadable.
+    """
+    _check_file(path)
+    try:
+        info = sf.info(str(path))
+    except _READ_ERRORS as e:
+        raise AudioError(f"{path}: cannot read audio: {_one_line(e)}") from None
+    rate, frames = int(info.samplerate), int(info.frames)
+    return AudioInfo(Path(path), rate, frames, int(info.channels), frames / rate if rate else 0.0)
+
+
+def load_audio(path: str | os.PathLike[str], sample_rate: int = 16000, *, min_samples: int = 1) -> Tensor:
+    """Read an audio file as mono float32 at ``sample_rate``.
+
+    Fix-ups, applied in this order: a multi-channel file is averaged over its channels (mono); a
+    file at another rate is resampled with ``resample`` (torchaudio's windowed-sinc filter). Samples
+    are not clipped or normalised, so a resampled full-scale file may overshoot [-1, 1] slightly.
+
+    Args:
+        path: any file soundfile can read (WAV, FLAC, OGG, ...), any sample format.
+        sample_rate: rate of the returned waveform, in Hz.
+        min_samples: fewest samples accepted, counted after resampling.
+    Returns:
+        (T,) float32 waveform on the CPU.
+    Raises:
+        AudioError: naming the file, when it is missing, unreadable, empty, holds NaN or Inf
+            samples, or is shorter than ``min_samples`` after resampling.
+    """
+    if sample_rate <= 0:
+        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+    _check_file(path)
+    try:
+        data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)  # (T, C)
+    except _READ_ERRORS as e:
+        raise AudioError(f"{path}: cannot read audio: {_one_line(e)}") from None
+    if data.shape[0] == 0:
+        raise AudioError(f"{path}: empty file (0 samples)")
+    bad = int((~np.isfinite(data).all(axis=1)).sum())  # time steps with a NaN or Inf in any channel
+    if bad:
+        raise AudioError(f"{path}: {bad} of {data.shape[0]} samples are not finite (NaN or Inf)")
+    mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
+    wav = torch.from_numpy(np.ascontiguousarray(mono, dtype=np.float32))  # (T,)
+    if file_rate != sample_rate:
+        wav = resample(wav, int(file_rate), sample_rate)
+    if wav.numel() < min_samples:
+        raise AudioError(f"{path}: too short: {wav.numel()} samples, need at least {min_samples}")
+    return wav
+
+
+def resample(wav: Tensor, orig_sr: int, new_sr: int) -> Tensor:
+    """Change the sample rate with ``torchaudio.functional.resample`` (band-limited sinc interpolation).
+
+    torchaudio is imported here, not at module import, so loading files already at the model rate,
+    mu-law and writing all work where torchaudio cannot be loaded.
+
+    Args:
+        wav: (..., T) float waveform, any device.
+        orig_sr: its sample rate, in Hz.
+        new_sr: the wanted rate, in Hz.
+    Returns:
+        (..., ceil(T * new_sr / orig_sr)) waveform; ``wav`` itself when the rates are equal.
+    Raises:
+        RuntimeError: torchaudio cannot be imported (it says which torch build to install).
+    """
+    if orig_sr <= 0 or new_sr <= 0:
+        raise ValueError(f"sample rates must be positive, got {orig_sr} and {new_sr}")
+    if orig_sr == new_sr:
+        return wav
+    try:
+        from torchaudio import functional as audio_functional
+    except (ImportError, OSError) as e:
+        raise RuntimeError(
+            f"resampling {orig_sr} Hz -> {new_sr} Hz needs torchaudio, which failed to import "
+            f"({type(e).__name__}: {_one_line(e)}). torchaudio 2.11 loads only beside a CUDA 13.0 build "
+            f"of torch 2.11-2.14 (it also runs without a GPU); this is torch {torch.__version__}. "
+            "Install a matching pair, e.g. pip install 'torch>=2.11,<2.15' 'torchaudio>=2.11,<2.12', "
+            "or resample the files beforehand."
+        ) from e
+    return audio_functional.resample(wav, int(orig_sr), int(new_sr))
+
+
+def is_silent(wav: Tensor, threshold_db: float = -60.0) -> bool:
+    """Whether the peak amplitude is below ``threshold_db`` dBFS (0 dB = full scale 1.0).
+
+    Args:
+        wav: (..., T) waveform; an empty one is silent.
+        threshold_db: peak level in dB relative to full scale.
+    Returns:
+        True when ``max |wav| < 10 ** (threshold_db / 20)``.
+    """
+    if wav.numel() == 0:
+        return True
+    return bool(wav.detach().abs().max() < 10.0 ** (threshold_db / 20.0))
+
+
+def trim_silence(
+    wav: Tensor, sample_rate: int, top_db: float = 40.0, frame_ms: float = 25.0, hop_ms: float = 10.0
+) -> Tensor:
+    """Cut leading and trailing silence, like ``librosa.effects.trim`` but in torch.
+
+    The mean power of frames of ``frame_ms`` (centred every ``hop_ms``, zero-padded at the ends)
+    is compared with the loudest frame's; frames more than ``top_db`` below it are silence. The
+    result runs from the start of the first loud frame to the end of the last, so it keeps every
+    loud sample plus at most about one frame of margin on each side. Nothing inside is removed.
+
+    Args:
+        wav: (..., T) waveform; power is averaged over the leading dims, all are cut alike.
+        sample_rate: its rate, in Hz (sets the frame sizes).
+        top_db: how far below the loudest frame a frame counts as silence, in dB.
+        frame_ms: frame length in milliseconds.
+        hop_ms: frame hop in milliseconds.
+    Returns:
+        (..., T') slice of ``wav``, T' <= T; T' = 0 when ``wav`` is all zeros.
+    """
+    T = wav.size(-1)
+    if T == 0:
+        return wav
+    hop = max(1, round(sample_rate * hop_ms / 1000))
+    frame = max(hop, round(sample_rate * frame_ms / 1000))
+    power = wav.detach().float().reshape(-1, T).pow(2).mean(0)  # (T,)
+    padded = torch.nn.functional.pad(power, (frame // 2, frame // 2))
+    frame_power = padded.unfold(0, frame, hop).mean(-1)  # (n_frames,); frame i starts at i * hop - frame // 2
+    peak = frame_power.max()
+    if peak <= 0:
+        return wav[..., :0]
+    loud = torch.nonzero(frame_power > peak * 10.0 ** (-top_db / 10.0)).flatten()
+    start = max(0, int(loud[0]) * hop - frame // 2)
+    end = min(T, int(loud[-1]) * hop - frame // 2 + frame)
+    return wav[..., start:end]
+
+
+def save_audio(
+    path: str | os.PathLike[str], wav: Tensor | np.ndarray, sample_rate: int, *, overwrite: bool = False
+) -> Path:
+    """Write a 16-bit PCM WAV file, atomically, never replacing a file unless asked.
+
+    Samples are clipped to [-1, 1] and stored as ``clip(round(x * 32768), -32768, 32767)``, the
+    inverse of how ``load_audio`` reads 16-bit files (``/ 32768``), so a round trip is exact to
+    1/32768. The data goes to a temporary file in the same folder, is flushed to disk, then
+    moved into place, so a crash never leaves a half-written file at ``path``. Without
+    ``overwrite`` the move is a hard link, which fails if ``path`` appeared meanwhile.
+
+    Args:
+        path: destination; missing parent folders are created.
+        wav: (T,), (1, T) or (1, 1, T) float waveform (tensor on any device, or array).
+        sample_rate: in Hz.
+        overwrite: replace an existing file at ``path``.
+    Returns:
+        The path written.
+    Raises:
+        FileExistsError: ``path`` exists and ``overwrite`` is False; the file is left untouched.
+        ValueError: ``wav`` has another shape or non-finite samples.
+    """
+    path = Path(path)
+    if isinstance(wav, Tensor):
+        wav = wav.detach().to("cpu", torch.float32).numpy()
+    data = np.asarray(wav, dtype=np.float32)
+    if data.ndim == 0 or data.ndim > 3 or any(n != 1 for n in data.shape[:-1]):
+        raise ValueError(f"{path}: expected a mono waveform (T,), (1, T) or (1, 1, T), got shape {data.shape}")
+    data = data.reshape(-1)  # (T,)
+    if not np.isfinite(data).all():
+        raise ValueError(f"{path}: {int((~np.isfinite(data)).sum())} non-finite samples, refusing to write")
+    if sample_rate <= 0:
+        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path}: already exists; pass overwrite=True to replace it")
+    pcm = np.clip(np.round(np.clip(data, -1.0, 1.0) * 32768.0), -32768, 32767).astype(np.int16)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    # os.open applies the umask to 0o666, so the file gets the same mode as any new file would.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            sf.write(f, pcm, sample_rate, subtype="PCM_16", format="WAV")
+            f.flush()
+            os.fsync(f.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _move_no_clobber(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _move_no_clobber(src: Path, dst: Path) -> None:
+    """Move ``src`` to ``dst`` unless ``dst`` exists, atomically where the file system has hard links."""
+    try:
+        os.link(src, dst)  # fails with FileExistsError if dst exists, even one created a moment ago
+    except FileExistsError:
+        raise FileExistsError(f"{dst}: already exists; pass overwrite=True to replace it") from None
+    except OSError:  # no hard links here (some network or FAT file systems): check, then move
+        if dst.exists():
+            raise FileExistsError(f"{dst}: already exists; pass overwrite=True to replace it") from None
+        os.replace(src, dst)
+    else:
+        src.unlink()
+
+
+def mu_law_encode(x: Tensor, classes: int = 256) -> Tensor:
+    """Mu-law companding and quantisation, as in WaveNet (van den Oord et al. 2016, section 2.2).
+
+    ``y = sign(x) * ln(1 + mu |x|) / ln(1 + mu)`` with ``mu = classes - 1``, then
+    ``q = floor((y + 1) / 2 * mu + 0.5)``: rounding to the nearest class, halves up. With an even
+    number of classes no class sits at exactly 0: 0.0 falls on the boundary between classes
+    ``classes // 2 - 1`` and ``classes // 2`` and maps to ``classes // 2`` (128 of 256), which
+    decodes to about +8.6e-5 (the model also uses that class as its start-of-sequence input).
+
+    Args:
+        x: float waveform of any shape and device; values outside [-1, 1] are clamped.
+        classes: number of quantisation levels.
+    Returns:
+        int64 tensor of x's shape with values in [0, classes - 1].
+    """
+    if classes < 2:
+        raise ValueError(f"classes must be at least 2, got {classes}")
+    mu = classes - 1
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32  # half precision cannot hold 127.5
+    x = x.to(dtype).clamp(-1.0, 1.0)
+    y = torch.sign(x) * torch.log1p(mu * x.abs()) / math.log1p(mu)
+    return torch.floor((y + 1.0) * (mu / 2.0) + 0.5).long()
+
+
+def mu_law_decode(q: Tensor, classes: int = 256) -> Tensor:
+    """Inverse of ``mu_law_encode``: class indices back to amplitudes in [-1, 1].
+
+    ``y = 2 q / mu - 1``, ``x = sign(y) * ((1 + mu) ** |y| - 1) / mu``. Each class decodes to the
+    amplitude its companded value stands for, so ``mu_law_encode(mu_law_decode(q)) == q``.
+
+    Args:
+        q: integer tensor of any shape and device, values in [0, classes - 1].
+        classes: number of quantisation levels.
+    Returns:
+        float32 tensor of q's shape.
+    """
+    if classes < 2:
+        raise ValueError(f"classes must be at least 2, got {classes}")
+    mu = classes - 1
+    y = (q.to(torch.float32) * 2.0 - mu) / mu  # exact numerator: classes q and mu - q decode to +-x
+    return torch.sign(y) * torch.expm1(y.abs() * math.log1p(mu)) / mu

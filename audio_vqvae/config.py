@@ -1,0 +1,282 @@
+"""Nested config dataclasses: every default is defined here once; YAML and --set hold only overrides.
+
+The field names of ``EncoderConfig``, ``QuantizerConfig`` and ``DecoderConfig`` are the keyword
+arguments of the modules they build, so a module is made with ``Module(**asdict(cfg))`` and nothing
+else needs to know the defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config key is unknown or its value has the wrong type; the message names the key."""
+
+
+@dataclass
+class EncoderConfig:
+    """Strided 1-D conv encoder on the raw waveform (van den Oord et al. 2017, section 4.3).
+
+    The default is the paper's: 6 convolutions of kernel 4 and stride 2, so hop 64 (250 frames/s at
+    16 kHz). Any stride list works, for example (5, 4, 4, 4) for hop 320 (50 frames/s).
+    """
+
+    strides: tuple[int, ...] = (2, 2, 2, 2, 2, 2)
+    kernel_sizes: tuple[int, ...] | None = None  # None: 2 * stride per layer (4 for stride 2)
+    channels: int = 256
+    n_residual_layers: int = 2  # non-strided residual blocks at the frame rate
+
+
+@dataclass
+class QuantizerConfig:
+    """Vector quantizer: K codes of dimension D, codebook + commitment loss, straight-through."""
+
+    codebook_size: int = 512  # K
+    dim: int = 64  # D, also the encoder's output channels and the decoder's conditioning input
+    commitment_weight: float = 0.25  # beta
+    ema_decay: float | None = None  # None: codebook learned by the codebook loss; 0.99: EMA updates
+    ema_epsilon: float = 1e-5  # Laplace smoothing of the EMA cluster sizes
+    kmeans_init: bool = False  # initialise the codebook by k-means on the first training batch
+    kmeans_iters: int = 10
+    usage_decay: float = 0.99  # EMA of per-code assignment counts, for dead-code tracking
+    dead_code_threshold: float = 0.03  # a code whose usage EMA (counts per step) is below is dead
+    revive_dead_codes: bool = False  # replace dead codes by recent encoder outputs
+    revival_buffer_size: int = 4096  # recent encoder outputs kept for revival
+
+
+@dataclass
+class DecoderConfig:
+    """Speaker-conditioned WaveNet (van den Oord et al. 2016) over mu-law samples."""
+
+    residual_channels: int = 128
+    gate_channels: int = 256  # split in two halves for tanh and sigmoid
+    skip_channels: int = 128
+    kernel_size: int = 2
+    layers_per_stack: int = 10  # dilations 1, 2, ..., 2**(layers_per_stack - 1)
+    n_stacks: int = 3
+    cond_channels: int = 128  # width of the frame-rate conditioning network
+    n_cond_layers: int = 2  # kernel-3 convs on the quantized latents before upsampling
+    n_speakers: int = 1
+    speaker_dim: int = 64
+
+
+@dataclass
+class ModelConfig:
+    """The whole VQ-VAE. Its defaults are the paper's sizes."""
+
+    sample_rate: int = 16000
+    mu_law_classes: int = 256
+    jitter_probability: float | None = None  # time-jitter of the latents (Chorowski et al. 2019)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+
+
+@dataclass
+class DataConfig:
+    """What the training loop reads: random crops of prepared utterances, aligned to the hop."""
+
+    segment_length: int = 8000  # samples per training crop; rounded down to a multiple of the hop
+    batch_size: int = 8  # per process
+    num_workers: int = 2
+    valid_utterances: int = 32  # validation crops (the first segment of each of these utterances)
+
+
+@dataclass
+class OptimConfig:
+    """Adam with linear warm-up then cosine decay to ``min_lr_ratio * lr``."""
+
+    lr: float = 4e-4
+    betas: tuple[float, ...] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    warmup_steps: int = 1000
+    min_lr_ratio: float = 0.05
+    grad_clip: float | None = 1.0  # max gradient norm; None: no clipping
+
+
+@dataclass
+class TrainConfig:
+    """Loop length, precision, logging and checkpoint cadence."""
+
+    steps: int = 200_000
+    seed: int = 0
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # bf16: autocast (CPU or GPU); fp16: + grad scaler (GPU)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    log_every: int = 100  # steps per TensorBoard point; codebook usage is pooled over this window
+    valid_every: int = 2000
+    audio_every: int | None = 10_000  # log a validation utterance and its reconstruction; None: never
+    audio_seconds: float = 1.0
+    checkpoint_every: int = 10_000
+    keep_checkpoints: int = 3  # numbered checkpoints kept besides last.pt and best.pt
+    max_nonfinite_steps: int = 20  # consecutive skipped steps before training stops
+
+
+@dataclass
+class Config:
+    """An experiment: the model and how to train it. Stored whole in every checkpoint."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# Named configs hold only their differences from the defaults above.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "tiny": {
+        "encoder": {"channels": 16, "n_residual_layers": 1},
+        "quantizer": {"codebook_size": 32, "dim": 8},
+        "decoder": {
+            "residual_channels": 8,
+            "gate_channels": 16,
+            "skip_channels": 8,
+            "layers_per_stack": 4,
+            "n_stacks": 2,
+            "cond_channels": 8,
+            "n_speakers": 4,
+            "speaker_dim": 8,
+        },
+    },
+}
+
+
+def preset(name: str) -> ModelConfig:
+    """Return the named model config (``paper`` or ``tiny``)."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset '{name}'; known: {', '.join(PRESETS)}")
+    return apply_overrides(ModelConfig(), PRESETS[name])
+
+
+def experiment_config(preset_name: str = "paper", overrides: dict[str, Any] | None = None) -> Config:
+    """An experiment config whose model is the named preset, with nested ``overrides`` applied."""
+    return apply_overrides(Config(model=preset(preset_name)), overrides)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain nested dict of a config (tuples become lists), for YAML and checkpoints."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, (tuple, list)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(dataclasses.asdict(cfg))
+
+
+def apply_overrides(cfg: Any, overrides: dict[str, Any] | None, prefix: str = "") -> Any:
+    """Return a copy of ``cfg`` with ``overrides`` (a nested dict) applied.
+
+    Unknown keys and values of the wrong type raise ``ConfigError`` naming the dotted key.
+    """
+    if not overrides:
+        return dataclasses.replace(cfg)
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"'{prefix.rstrip('.') or '<root>'}' must be a mapping, got {overrides!r}")
+    hints = typing.get_type_hints(type(cfg))
+    names = [f.name for f in dataclasses.fields(cfg)]
+    changes = {}
+    for key, value in overrides.items():
+        dotted = prefix + str(key)
+        if key not in names:
+            raise ConfigError(f"unknown config key '{dotted}'; known here: {', '.join(names)}")
+        current = getattr(cfg, key)
+        if dataclasses.is_dataclass(current):
+            changes[key] = apply_overrides(current, value, dotted + ".")
+        else:
+            changes[key] = _coerce(value, hints[key], dotted)
+    return dataclasses.replace(cfg, **changes)
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Check ``value`` against the type ``hint``; lists become tuples, ints widen to floats."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"config key '{key}': bad value {value!r}")
+    if origin is typing.Literal:
+        if value in args:
+            return value
+        raise ConfigError(f"config key '{key}' must be one of {', '.join(map(str, args))}, got {value!r}")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{key}' must be a list, got {value!r}")
+        item = args[0]
+        return tuple(_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value))
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is bool or hint is str:
+        if isinstance(value, hint):
+            return value
+    elif hint is Any:
+        return value
+    name = getattr(hint, "__name__", str(hint))
+    raise ConfigError(f"config key '{key}' must be {name}, got {value!r}")
+
+
+def parse_assignments(assignments: list[str]) -> dict[str, Any]:
+    """Turn ``["decoder.n_stacks=2", "encoder.strides=[5,4,4,4]"]`` into a nested override dict.
+
+    Values are parsed as YAML, so numbers, booleans, ``null`` and lists work as written.
+    """
+    out: dict[str, Any] = {}
+    for item in assignments:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got '{item}'")
+        key, text = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set '{key}' conflicts with an earlier assignment")
+        node[parts[-1]] = yaml.safe_load(text)
+    return out
+
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge two override dicts; ``extra`` wins."""
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_overrides(path: str | Path) -> dict[str, Any]:
+    """Read a YAML file of overrides; an empty file is no overrides."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
+    return data

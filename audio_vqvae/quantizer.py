@@ -1,0 +1,362 @@
+"""Vector quantizer (van den Oord et al. 2017): loss or EMA codebook, k-means init, dead-code revival."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch import distributed as dist
+from torch.nn import functional as F
+
+# A code starts with a usage EMA of this many times the dead threshold, so a code that is never
+# chosen is declared dead after ln(32) / -ln(usage_decay) steps: ~345 steps at 0.99, 5 at 0.5.
+# A revived code gets the same grace period.
+_USAGE_INIT_FACTOR = 32.0
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def _all_reduce_sum_(t: Tensor) -> Tensor:
+    if _distributed():
+        dist.all_reduce(t)
+    return t
+
+
+def _broadcast_from_rank0_(t: Tensor) -> Tensor:
+    if _distributed():
+        dist.broadcast(t, src=0)
+    return t
+
+
+def nearest_codes(x: Tensor, codebook: Tensor) -> Tensor:
+    """Index of the nearest codebook entry (squared Euclidean) for each row of ``x``.
+
+    ``||x - e||^2 = ||x||^2 - 2 x.e + ||e||^2``; the ``||x||^2`` term is the same for every code of
+    a row, so it is left out: it cannot change the argmin and adding it only costs float32 precision.
+    One addmm gives a (M, K) matrix; a (M, K, D) difference tensor is never built.
+
+    Args:
+        x: (M, D) float32 vectors.
+        codebook: (K, D) float32 codes.
+    Returns:
+        (M,) int64 code indices.
+    """
+    e_sq = (codebook * codebook).sum(1)  # (K,)
+    return torch.addmm(e_sq.unsqueeze(0), x, codebook.t(), alpha=-2.0).argmin(1)  # (M, K) -> (M,)
+
+
+def _kmeans_plus_plus(x: Tensor, k: int) -> Tensor:
+    """k-means++ seeding (Arthur & Vassilvitskii 2007): (M, D), M >= K -> (K, D) rows of x, each drawn
+    with probability ~ squared distance to the nearest seed so far. Uniform sampling often puts two
+    seeds in one cluster and none in another, a local minimum Lloyd iterations cannot leave.
+    """
+    centroids = x.new_empty(k, x.size(1))
+    centroids[0] = x[torch.randint(x.size(0), (), device=x.device)]
+    min_d2 = ((x - centroids[0]) ** 2).sum(1)  # (M,)
+    for i in range(1, k):
+        # The tiny floor keeps the draw valid once every distinct vector is already a centroid.
+        pick = torch.multinomial(min_d2 + 1e-12, 1)  # (1,)
+        centroids[i] = x[pick[0]]
+        min_d2 = torch.minimum(min_d2, ((x - centroids[i]) ** 2).sum(1))
+    return centroids
+
+
+def kmeans(x: Tensor, k: int, iters: int) -> tuple[Tensor, Tensor]:
+    """Lloyd's k-means with k-means++ seeding; empty clusters are re-seeded with random vectors.
+
+    Args:
+        x: (M, D) float32 vectors; k: K centroids; iters: Lloyd iterations.
+    Returns:
+        centroids (K, D) and their float32 sizes (K,) at the last assignment (0 where re-seeded).
+    """
+    m = x.size(0)
+    if m >= k:
+        centroids = _kmeans_plus_plus(x, k)
+    else:  # fewer vectors than codes: every vector once, the rest drawn with replacement
+        extra = torch.randint(m, (k - m,), device=x.device)
+        centroids = torch.cat([x, x[extra]])
+    counts = torch.zeros(k, device=x.device)
+    for _ in range(iters):
+        codes = nearest_codes(x, centroids)  # (M,)
+        counts = torch.bincount(codes, minlength=k).float()  # (K,)
+        sums = torch.zeros_like(centroids).index_add_(0, codes, x)  # (K, D)
+        reseed = x[torch.randint(m, (k,), device=x.device)]  # (K, D)
+        centroids = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None], reseed)
+    return centroids, counts
+
+
+@dataclass
+class QuantizerOutput:
+    """What ``VectorQuantizer.forward`` returns; the losses are float32 scalars."""
+
+    quantized: Tensor  # (B, D, N) straight-through output z + (e - z).detach(), in z's dtype
+    codes: Tensor  # (B, N) int64
+    loss: Tensor  # codebook_loss + commitment_weight * commitment_loss
+    codebook_loss: Tensor  # mean ||sg(z) - e||^2; zero under EMA updates
+    commitment_loss: Tensor  # mean ||z - sg(e)||^2, unweighted
+    perplexity: Tensor  # exp(entropy) of this batch's code histogram
+    codes_used: Tensor  # int64, distinct codes in this batch
+    dead_codes: Tensor  # int64, codes whose usage EMA is below dead_code_threshold (before revival)
+
+
+class VectorQuantizer(nn.Module):
+    """Nearest-neighbour vector quantizer with a straight-through gradient (van den Oord et al. 2017).
+
+    The codebook (K, D) is learned either by the codebook loss (``ema_decay=None``, an ``nn.Parameter``)
+    or by exponential moving averages of assigned vectors (a buffer under the same key). Training-mode
+    forwards also track per-code usage, optionally initialise the codebook by k-means on the first
+    batch, and optionally replace dead codes by recent encoder outputs. Eval-mode forwards change
+    nothing. Under ``torch.distributed`` every codebook change is identical on all ranks; the initial
+    state must be too (DDP broadcasts it when it wraps the model, or seed all ranks alike).
+
+    Args:
+        codebook_size: K, the number of codes.
+        dim: D, the dimension of each code and of the input's channel axis.
+        commitment_weight: beta, weight of the commitment loss.
+        ema_decay: None to learn the codebook by its loss; a decay in (0, 1) (e.g. 0.99) for EMA updates.
+        ema_epsilon: Laplace smoothing of the EMA cluster sizes.
+        kmeans_init: run k-means on the first training batch to set the codebook.
+        kmeans_iters: Lloyd iterations of that k-means.
+        usage_decay: decay of the per-code usage EMA (assignments per step).
+        dead_code_threshold: a code whose usage EMA is below this is dead.
+        revive_dead_codes: replace dead codes by randomly chosen recent encoder outputs.
+        revival_buffer_size: how many recent encoder outputs are kept for revival.
+    """
+
+    def __init__(
+        self,
+        codebook_size: int = 512,
+        dim: int = 64,
+        commitment_weight: float = 0.25,
+        ema_decay: float | None = None,
+        ema_epsilon: float = 1e-5,
+        kmeans_init: bool = False,
+        kmeans_iters: int = 10,
+        usage_decay: float = 0.99,
+        dead_code_threshold: float = 0.03,
+        revive_dead_codes: bool = False,
+        revival_buffer_size: int = 4096,
+    ):
+        super().__init__()
+        checks = [
+            (codebook_size >= 1, f"codebook_size must be >= 1, got {codebook_size}"),
+            (dim >= 1, f"dim must be >= 1, got {dim}"),
+            (commitment_weight >= 0, f"commitment_weight must be >= 0, got {commitment_weight}"),
+            (ema_decay is None or 0 < ema_decay < 1, f"ema_decay must be None or in (0, 1), got {ema_decay}"),
+            (ema_epsilon > 0, f"ema_epsilon must be > 0, got {ema_epsilon}"),
+            (kmeans_iters >= 1, f"kmeans_iters must be >= 1, got {kmeans_iters}"),
+            (0 < usage_decay < 1, f"usage_decay must be in (0, 1), got {usage_decay}"),
+            (dead_code_threshold >= 0, f"dead_code_threshold must be >= 0, got {dead_code_threshold}"),
+            (revival_buffer_size >= 1, f"revival_buffer_size must be >= 1, got {revival_buffer_size}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"VectorQuantizer: {message}")
+        self.codebook_size = codebook_size
+        self.dim = dim
+        self.commitment_weight = commitment_weight
+        self.ema_decay = ema_decay
+        self.ema_epsilon = ema_epsilon
+        self.kmeans_init = kmeans_init
+        self.kmeans_iters = kmeans_iters
+        self.usage_decay = usage_decay
+        self.dead_code_threshold = dead_code_threshold
+        self.revive_dead_codes = revive_dead_codes
+        self._usage_init = dead_code_threshold * _USAGE_INIT_FACTOR
+
+        # uniform(-1/K, 1/K) as in the paper's code: codes start near the origin, so a code's distance
+        # to an encoder output is ruled by direction (-2 z.e) and first assignments spread over codes.
+        codebook = torch.empty(codebook_size, dim).uniform_(-1 / codebook_size, 1 / codebook_size)
+        if ema_decay is None:
+            self.codebook = nn.Parameter(codebook)
+        else:
+            self.register_buffer("codebook", codebook)
+            # One pseudo-vector per code at its initial value, not empty clusters: embed_sum / cluster_size
+            # is the codebook from step 0, and a code never chosen stays put instead of jumping to 0 / eps.
+            self.register_buffer("cluster_size", torch.ones(codebook_size))
+            self.register_buffer("embed_sum", codebook.clone())
+        self.register_buffer("usage", torch.full((codebook_size,), self._usage_init))
+        # True once the codebook holds its real initial values; saved so a reload does not re-run k-means.
+        self.register_buffer("initialized", torch.tensor(not kmeans_init))
+        # Mirror of ``initialized`` on the host, so forward never reads a device tensor to branch on.
+        self._kmeans_pending = kmeans_init
+        self.register_load_state_dict_post_hook(_sync_kmeans_pending)
+        if revive_dead_codes:
+            # Persistent, with the count of vectors written: a resumed run revives from the same candidates
+            # as an uninterrupted one (exact resume), at the cost of revival_buffer_size * D floats.
+            self.register_buffer("revival_buffer", torch.zeros(revival_buffer_size, dim))
+            self.register_buffer("revival_count", torch.zeros((), dtype=torch.long))
+            # Each rank remembers its own encoder outputs; revival uses rank 0's candidates, broadcast.
+            self.rank_local_buffers = ("revival_buffer", "revival_count")
+            self._buffer_pos = 0
+            self._buffer_filled = 0
+
+    def extra_repr(self) -> str:
+        mode = "loss" if self.ema_decay is None else f"ema_decay={self.ema_decay}"
+        return f"codebook_size={self.codebook_size}, dim={self.dim}, {mode}"
+
+    def forward(self, z: Tensor) -> QuantizerOutput:
+        """Quantize encoder outputs; in training mode also update the codebook statistics.
+
+        Args:
+            z: (B, D, N) encoder outputs, any float dtype.
+        Returns:
+            QuantizerOutput with ``quantized`` (B, D, N) in z's dtype and ``codes`` (B, N).
+        """
+        self._check_input(z)
+        # All quantizer arithmetic in float32: bf16/fp16 distances flip near ties and EMA sums lose mass.
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            z32 = z.float()
+            x = _flatten(z32)  # (B*N, D)
+            if self.training and self._kmeans_pending:
+                self._init_by_kmeans(x.detach())
+            with torch.no_grad():
+                codes = nearest_codes(x, self.codebook)  # (B*N,)
+            e = F.embedding(codes, self.codebook)  # (B*N, D); carries the codebook's gradient in loss mode
+            commitment_loss = F.mse_loss(x, e.detach())
+            if self.ema_decay is None:
+                codebook_loss = F.mse_loss(e, x.detach())
+            else:
+                codebook_loss = x.new_zeros(())
+            # Straight-through estimator (paper eq. 3): forward value e, gradient w.r.t. z exactly identity.
+            quantized = z32 + (_unflatten(e, z.shape) - z32).detach()  # (B, D, N)
+            with torch.no_grad():
+                counts = torch.bincount(codes, minlength=self.codebook_size).float()  # (K,)
+                if self.training:
+                    dead = self._update(x.detach(), codes, counts)
+                else:
+                    dead = self.usage < self.dead_code_threshold
+                probs = counts / counts.sum().clamp(min=1)
+                perplexity = torch.exp(torch.special.entr(probs).sum())
+        return QuantizerOutput(
+            quantized=quantized.to(z.dtype),
+            codes=codes.view(z.size(0), z.size(2)),
+            loss=codebook_loss + self.commitment_weight * commitment_loss,
+            codebook_loss=codebook_loss,
+            commitment_loss=commitment_loss,
+            perplexity=perplexity,
+            codes_used=(counts > 0).sum(),
+            dead_codes=dead.sum(),
+        )
+
+    @torch.no_grad()
+    def quantize(self, z: Tensor) -> Tensor:
+        """Nearest-code indices, without side effects.
+
+        Args:
+            z: (B, D, N) encoder outputs.
+        Returns:
+            (B, N) int64 codes.
+        """
+        self._check_input(z)
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            return nearest_codes(_flatten(z.float()), self.codebook).view(z.size(0), z.size(2))
+
+    def dequantize(self, codes: Tensor) -> Tensor:
+        """Codebook vectors of ``codes``.
+
+        Args:
+            codes: (B, N) int64 indices in [0, K).
+        Returns:
+            (B, D, N) float32 codebook vectors.
+        """
+        if codes.dim() != 2:
+            raise ValueError(f"dequantize expects codes of shape (B, N), got {tuple(codes.shape)}")
+        return F.embedding(codes, self.codebook).transpose(1, 2)  # (B, N, D) -> (B, D, N)
+
+    def _check_input(self, z: Tensor) -> None:
+        if z.dim() != 3 or z.size(1) != self.dim or not z.is_floating_point() or z.numel() == 0:
+            raise ValueError(f"quantizer expects float z of shape (B, D={self.dim}, N), got {tuple(z.shape)} {z.dtype}")
+
+    @torch.no_grad()
+    def _init_by_kmeans(self, x: Tensor) -> None:
+        """k-means on this batch sets the codebook (Zeghidour et al. 2021, SoundStream); rank 0's wins."""
+        centroids, counts = kmeans(x, self.codebook_size, self.kmeans_iters)
+        _broadcast_from_rank0_(centroids)
+        self.codebook.copy_(centroids)
+        if self.ema_decay is not None:
+            # cluster_size is an EMA of global per-step counts: scale rank 0's batch counts by the world size.
+            world = dist.get_world_size() if _distributed() else 1
+            self.cluster_size.copy_(_broadcast_from_rank0_(counts).mul(world).clamp(min=1))
+            self.embed_sum.copy_(centroids * self.cluster_size[:, None])
+        self.initialized.fill_(True)
+        self._kmeans_pending = False
+
+    @torch.no_grad()
+    def _update(self, x: Tensor, codes: Tensor, counts: Tensor) -> Tensor:
+        """EMA codebook update, usage EMA, revival. x (M, D), codes (M,), counts (K,) of this rank.
+        Returns the (K,) bool mask of codes found dead this step, before revival."""
+        if self.ema_decay is None:
+            step_counts = _all_reduce_sum_(counts.clone())
+        else:
+            sums = torch.zeros_like(self.codebook).index_add_(0, codes, x)  # (K, D)
+            stats = _all_reduce_sum_(torch.cat([counts[:, None], sums], 1))  # (K, 1 + D), one collective
+            step_counts = stats[:, 0]
+            self._ema_update(step_counts, stats[:, 1:])
+        self.usage.mul_(self.usage_decay).add_(step_counts, alpha=1 - self.usage_decay)
+        dead = self.usage < self.dead_code_threshold  # (K,), identical on all ranks
+        if self.revive_dead_codes:
+            self._remember(x)
+            self._revive(dead)
+        return dead
+
+    def _ema_update(self, counts: Tensor, sums: Tensor) -> None:
+        """EMA codebook update (paper appendix A.1; Sonnet's VectorQuantizerEMA, Razavi et al. 2019).
+        Laplace smoothing keeps cluster sizes away from zero so the division stays finite."""
+        decay, eps, k = self.ema_decay, self.ema_epsilon, self.codebook_size
+        self.cluster_size.mul_(decay).add_(counts, alpha=1 - decay)
+        self.embed_sum.mul_(decay).add_(sums, alpha=1 - decay)
+        n = self.cluster_size.sum()
+        smoothed = (self.cluster_size + eps) / (n + k * eps) * n  # (K,)
+        self.codebook.copy_(self.embed_sum / smoothed[:, None])
+
+    def _remember(self, x: Tensor) -> None:
+        """Write recent encoder outputs (M, D) into the ring buffer; a random subset if M exceeds it."""
+        size = self.revival_buffer.size(0)
+        m = x.size(0)
+        if m >= size:
+            self.revival_buffer.copy_(x[torch.randperm(m, device=x.device)[:size]])
+            self._buffer_pos, self._buffer_filled = 0, size
+        else:
+            slots = (self._buffer_pos + torch.arange(m, device=x.device)) % size
+            self.revival_buffer[slots] = x
+            self._buffer_pos = (self._buffer_pos + m) % size
+            self._buffer_filled = min(size, self._buffer_filled + m)
+        # Host mirrors stay the source of truth in forward (no device read); the buffer carries them in checkpoints.
+        self.revival_count.fill_(self._buffer_filled * (size + 1) + self._buffer_pos)
+
+    def _revive(self, dead: Tensor) -> None:
+        """Replace dead codes by random recent encoder outputs (Dhariwal et al. 2020, Jukebox; Zeghidour
+        et al. 2021, SoundStream). A candidate is drawn for every code and kept only where ``dead`` holds,
+        so nothing reads ``dead`` on the host; rank 0's candidates are broadcast.
+        """
+        n, k = self._buffer_filled, self.codebook_size
+        device = self.revival_buffer.device
+        pick = torch.randperm(n, device=device)[:k] if n >= k else torch.randint(n, (k,), device=device)
+        candidates = _broadcast_from_rank0_(self.revival_buffer[pick])  # (K, D)
+        self.codebook.copy_(torch.where(dead[:, None], candidates, self.codebook))
+        self.usage.masked_fill_(dead, self._usage_init)  # a fresh grace period, as at the start
+        if self.ema_decay is not None:
+            # Same state as a code at construction: one pseudo-vector at its value.
+            self.cluster_size.masked_fill_(dead, 1.0)
+            self.embed_sum.copy_(torch.where(dead[:, None], candidates, self.embed_sum))
+
+
+def _sync_kmeans_pending(module: VectorQuantizer, incompatible_keys: object) -> None:
+    """After ``load_state_dict``: a checkpoint whose codebook is initialised must not re-run k-means."""
+    module._kmeans_pending = module.kmeans_init and not bool(module.initialized)
+    if module.revive_dead_codes:  # restore the ring buffer's host-side position (one read, at load time)
+        size = module.revival_buffer.size(0)
+        module._buffer_filled, module._buffer_pos = divmod(int(module.revival_count), size + 1)
+
+
+def _flatten(z: Tensor) -> Tensor:
+    return z.transpose(1, 2).reshape(-1, z.size(1))  # (B, D, N) -> (B*N, D)
+
+
+def _unflatten(x: Tensor, shape: torch.Size) -> Tensor:
+    b, d, n = shape
+    return x.view(b, n, d).transpose(1, 2)  # (B*N, D) -> (B, D, N)

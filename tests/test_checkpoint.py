@@ -1,0 +1,90 @@
+"""Checkpoints: atomic writes survive a crash, weights_only loading, RNG round trip, pruning."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from audio_vqvae.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_model,
+    prune_checkpoints,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    step_checkpoints,
+)
+from audio_vqvae.config import experiment_config, to_dict
+from audio_vqvae.model import VQVAE
+
+
+def test_crash_during_write_leaves_previous_checkpoint_loadable(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, {"config": {}, "step": 1, "w": torch.ones(3)})
+    before = path.read_bytes()
+    real_save = torch.save
+
+    def torn_save(obj, f, *a, **k):
+        f.write(b"PK\x03\x04 half a checkpoint")  # some bytes reach the disk, then the process dies
+        raise KeyboardInterrupt("killed mid-write")
+
+    monkeypatch.setattr(torch, "save", torn_save)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, {"config": {}, "step": 2, "w": torch.zeros(3)})
+    monkeypatch.setattr(torch, "save", real_save)
+    assert path.read_bytes() == before
+    assert load_checkpoint(path)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
+
+
+def test_foreign_and_torn_files_give_errors_naming_them(tmp_path):
+    bad = tmp_path / "torn.pt"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="torn.pt"):
+        load_checkpoint(bad)
+    torch.save({"state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not an audio_vqvae checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="missing.pt"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_model_rebuilds_from_checkpoint_alone(tmp_path):
+    cfg = experiment_config("tiny")
+    torch.manual_seed(0)
+    model = VQVAE.from_config(cfg.model)
+    save_checkpoint(tmp_path / "m.pt", {"config": to_dict(cfg), "speakers": ["a", "b"], "model": model.state_dict()})
+    loaded, speakers = load_model(tmp_path / "m.pt")
+    assert speakers == ["a", "b"] and not loaded.training
+    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), k
+    wav = torch.randn(1, 640) * 0.1
+    assert torch.equal(model.eval().encode(wav), loaded.encode(wav))
+
+
+def test_rng_state_round_trip_through_a_checkpoint(tmp_path):
+    torch.manual_seed(1)
+    np.random.seed(2)
+    random.seed(3)
+    save_checkpoint(tmp_path / "r.pt", {"config": {}, "rng": rng_state()})
+    expected = (torch.rand(3), np.random.rand(3), random.random())
+    torch.manual_seed(9)
+    np.random.seed(9)
+    random.seed(9)
+    set_rng_state(load_checkpoint(tmp_path / "r.pt")["rng"])
+    got = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(expected[0], got[0]) and np.array_equal(expected[1], got[1]) and expected[2] == got[2]
+
+
+def test_prune_keeps_newest_numbered_and_named_checkpoints(tmp_path):
+    for step in (5, 10, 15, 20):
+        save_checkpoint(tmp_path / f"step_{step:08d}.pt", {"config": {}})
+    for name in ("last.pt", "best.pt"):
+        save_checkpoint(tmp_path / name, {"config": {}})
+    prune_checkpoints(tmp_path, keep=2)
+    assert [p.name for p in step_checkpoints(tmp_path)] == ["step_00000015.pt", "step_00000020.pt"]
+    assert (tmp_path / "last.pt").exists() and (tmp_path / "best.pt").exists()

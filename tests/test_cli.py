@@ -1,0 +1,42 @@
+"""The audio-vqvae command line: --version, --help, info, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import audio_vqvae
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "audio_vqvae", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_version_and_help():
+    out = run("--version")
+    assert out.returncode == 0 and audio_vqvae.__version__ in out.stdout
+    out = run("--help")
+    assert out.returncode == 0 and "info" in out.stdout
+
+
+def test_info_reports_receptive_fields_of_the_paper_model():
+    out = run("info", "--json")
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)["model"]
+    assert info["hop_length"] == 64 and info["frame_rate_hz"] == 250
+    assert info["decoder_receptive_field_samples"] == 3070
+    assert abs(info["decoder_receptive_field_ms"] - 191.875) < 1e-9
+    out = run("info", "--preset", "tiny", "--set", "model.encoder.strides=[5,4,4,4]")
+    assert out.returncode == 0, out.stderr
+    assert "hop 320 samples, 50 codes/s" in out.stdout
+
+
+def test_bad_key_is_a_one_line_error(tmp_path):
+    out = run("info", "--set", "model.decoder.n_layer=3")
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "model.decoder.n_layer" in out.stderr
+    conf = tmp_path / "bad.yaml"
+    conf.write_text("model:\n  quantizer:\n    codebook_size: many\n")
+    out = run("info", "--config", str(conf))
+    assert out.returncode == 2 and "model.quantizer.codebook_size" in out.stderr

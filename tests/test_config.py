@@ -1,0 +1,107 @@
+"""Config: presets, strict overrides from YAML and --set, round trip through a plain dict."""
+
+from __future__ import annotations
+
+import pytest
+
+from audio_vqvae.config import (
+    ConfigError,
+    ModelConfig,
+    apply_overrides,
+    load_overrides,
+    merge,
+    parse_assignments,
+    preset,
+    to_dict,
+)
+
+
+def test_paper_preset_is_the_default_and_has_paper_sizes():
+    cfg = preset("paper")
+    assert cfg == ModelConfig()
+    assert cfg.encoder.strides == (2,) * 6 and cfg.quantizer.codebook_size == 512
+    assert cfg.quantizer.commitment_weight == 0.25
+    d = cfg.decoder
+    assert (d.n_stacks * d.layers_per_stack, d.residual_channels, d.gate_channels, d.skip_channels) == (
+        30,
+        128,
+        256,
+        128,
+    )
+
+
+def test_tiny_preset_differs_only_where_it_says():
+    tiny = preset("tiny")
+    assert tiny.decoder.residual_channels == 8
+    assert tiny.encoder.strides == ModelConfig().encoder.strides
+    with pytest.raises(ConfigError, match="unknown preset 'huge'"):
+        preset("huge")
+
+
+def test_unknown_key_is_rejected_with_its_dotted_name():
+    with pytest.raises(ConfigError, match="'decoder.n_layer'"):
+        apply_overrides(ModelConfig(), {"decoder": {"n_layer": 3}})
+    with pytest.raises(ConfigError, match="'bogus'"):
+        apply_overrides(ModelConfig(), {"bogus": 1})
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ({"decoder": {"n_stacks": "three"}}, "decoder.n_stacks"),
+        ({"decoder": {"n_stacks": 2.5}}, "decoder.n_stacks"),
+        ({"quantizer": {"kmeans_init": 1}}, "quantizer.kmeans_init"),
+        ({"encoder": {"strides": 2}}, "encoder.strides"),
+        ({"encoder": {"strides": [2, "x"]}}, "encoder.strides[1]"),
+        ({"encoder": 3}, "encoder"),
+    ],
+)
+def test_wrong_types_are_rejected_with_the_key(override, key):
+    with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
+        apply_overrides(ModelConfig(), override)
+
+
+def test_coercions_lists_ints_and_none():
+    cfg = apply_overrides(
+        ModelConfig(),
+        {"encoder": {"strides": [5, 4, 4, 4]}, "quantizer": {"ema_decay": 0.99, "commitment_weight": 1}},
+    )
+    assert cfg.encoder.strides == (5, 4, 4, 4)
+    assert isinstance(cfg.quantizer.commitment_weight, float)
+    back = apply_overrides(cfg, {"quantizer": {"ema_decay": None}})
+    assert back.quantizer.ema_decay is None and cfg.quantizer.ema_decay == 0.99  # copies, not mutation
+
+
+def test_dict_round_trip_rebuilds_the_same_config():
+    cfg = apply_overrides(preset("tiny"), {"encoder": {"strides": [5, 4]}, "jitter_probability": 0.12})
+    assert apply_overrides(ModelConfig(), to_dict(cfg)) == cfg
+
+
+def test_set_assignments_and_yaml_files(tmp_path):
+    sets = parse_assignments(["decoder.n_stacks=2", "encoder.strides=[5,4,4,4]", "quantizer.ema_decay=null"])
+    assert sets == {"decoder": {"n_stacks": 2}, "encoder": {"strides": [5, 4, 4, 4]}, "quantizer": {"ema_decay": None}}
+    f = tmp_path / "conf.yaml"
+    f.write_text("decoder:\n  n_stacks: 1\n  residual_channels: 16\n")
+    merged = merge(load_overrides(f), sets)
+    cfg = apply_overrides(ModelConfig(), merged)
+    assert cfg.decoder.n_stacks == 2 and cfg.decoder.residual_channels == 16
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_assignments(["decoder.n_stacks"])
+    (tmp_path / "empty.yaml").write_text("")
+    assert load_overrides(tmp_path / "empty.yaml") == {}
+    (tmp_path / "list.yaml").write_text("- 1\n")
+    with pytest.raises(ConfigError, match="list.yaml"):
+        load_overrides(tmp_path / "list.yaml")
+    with pytest.raises(ConfigError, match="missing.yaml"):
+        load_overrides(tmp_path / "missing.yaml")
+
+
+def test_experiment_config_and_literal_choices():
+    from audio_vqvae.config import experiment_config
+
+    cfg = experiment_config("tiny", {"train": {"precision": "bf16"}, "model": {"decoder": {"n_stacks": 1}}})
+    assert cfg.model.decoder.residual_channels == 8 and cfg.model.decoder.n_stacks == 1
+    assert cfg.train.precision == "bf16"
+    with pytest.raises(ConfigError, match="train.precision.*fp32, bf16, fp16"):
+        experiment_config("tiny", {"train": {"precision": "fp8"}})
+    assert apply_overrides(type(cfg)(), to_dict(cfg)) == cfg

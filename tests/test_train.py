@@ -1,0 +1,206 @@
+"""Training: the CLI run learns, resume is exact, the non-finite guard, 2-process DDP, clear errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from audio_vqvae import distributed
+from audio_vqvae.checkpoint import load_checkpoint
+from audio_vqvae.config import experiment_config
+from audio_vqvae.model import VQVAE
+from audio_vqvae.train import TrainingError, lr_factor, train
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = {
+    "data": {"segment_length": 1024, "batch_size": 4, "num_workers": 0, "valid_utterances": 3},
+    "optim": {"lr": 0.003, "warmup_steps": 5},
+    "train": {
+        "steps": 12,
+        "log_every": 4,
+        "valid_every": 4,
+        "audio_every": 8,
+        "audio_seconds": 0.02,
+        "checkpoint_every": 4,
+        "keep_checkpoints": 2,
+    },
+}
+
+
+def write_conf(path: Path, extra: dict | None = None) -> Path:
+    from audio_vqvae.config import merge
+
+    path.write_text(yaml.safe_dump(merge(BASE, extra or {})))
+    return path
+
+
+def cli(*args: str, env: dict | None = None, launcher: list[str] | None = None) -> subprocess.CompletedProcess:
+    cmd = (launcher or [sys.executable, "-m"]) + ["audio_vqvae", *args]
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT, env=full_env)
+
+
+def scalars(exp: Path, tag: str) -> list[float]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(exp / "tensorboard"))
+    acc.Reload()
+    return [e.value for e in acc.Scalars(tag)]
+
+
+def test_lr_schedule_warms_up_then_decays():
+    f = [lr_factor(s, 10, 100, 0.1) for s in range(100)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(f[10:], f[11:])) and f[-1] == pytest.approx(0.1, abs=1e-3)
+
+
+def test_cli_training_run_learns_logs_and_checkpoints(prepared_corpus, tmp_path):
+    extra = {
+        "optim": {"lr": 0.01, "min_lr_ratio": 0.5},
+        "train": {"steps": 120, "log_every": 20, "valid_every": 60, "audio_every": 120, "checkpoint_every": 40},
+    }
+    conf = write_conf(tmp_path / "c.yaml", extra)
+    exp = tmp_path / "exp"
+    out = cli("train", "--preset", "tiny", "--config", str(conf), "--data", str(prepared_corpus), "--out", str(exp))
+    assert out.returncode == 0, out.stderr[-3000:]
+    losses = scalars(exp, "loss/total")
+    assert len(losses) == 6 and losses[-1] < 0.8 * losses[0], losses
+    for tag in (
+        "loss/reconstruction",
+        "vq/commitment",
+        "vq/perplexity_window",
+        "vq/codes_used_window",
+        "vq/dead_codes",
+        "optim/lr",
+        "optim/grad_norm",
+        "speed/samples_per_s",
+        "valid/loss",
+    ):
+        assert scalars(exp, tag), tag
+    state = load_checkpoint(exp / "last.pt")
+    assert state["step"] == 120 and state["speakers"] == ["spk0", "spk1", "spk2"]
+    assert state["config"]["model"]["decoder"]["n_speakers"] == 3  # set from the speaker list
+    assert sorted(p.name for p in exp.glob("*.pt")) == ["best.pt", "last.pt", "step_00000080.pt", "step_00000120.pt"]
+    assert yaml.safe_load((exp / "config.yaml").read_text())["train"]["steps"] == 120
+
+
+def _final_state(exp: Path) -> dict:
+    state = load_checkpoint(exp / "last.pt")
+    return {"model": state["model"], "optimizer": state["optimizer"]["state"], "step": state["step"]}
+
+
+def test_resume_in_a_new_process_gives_identical_parameters(prepared_corpus, tmp_path):
+    # EMA codebook, k-means init, dead-code revival and time-jitter all consume state or random numbers.
+    extra = {
+        "model": {
+            "jitter_probability": 0.3,
+            "quantizer": {"ema_decay": 0.9, "kmeans_init": True, "revive_dead_codes": True},
+        },
+        "data": {"num_workers": 1},
+    }
+    conf = write_conf(tmp_path / "c.yaml", extra)
+    args = ["train", "--preset", "tiny", "--config", str(conf), "--data", str(prepared_corpus)]
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert (r := cli(*args, "--out", str(straight))).returncode == 0, r.stderr[-3000:]
+    assert (r := cli(*args, "--out", str(split), "--stop-at", "6")).returncode == 0, r.stderr[-3000:]
+    assert load_checkpoint(split / "last.pt")["step"] == 6
+    assert (r := cli(*args, "--out", str(split))).returncode == 0, r.stderr[-3000:]  # resumes automatically
+    a, b = _final_state(straight), _final_state(split)
+    assert a["step"] == b["step"] == 12
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    for i in a["optimizer"]:
+        for k in a["optimizer"][i]:
+            assert torch.equal(a["optimizer"][i][k], b["optimizer"][i][k]), (i, k)
+    # and the run really trained: parameters moved from their initial values
+    torch.manual_seed(0)
+    init = VQVAE.from_config(experiment_config("tiny", {"model": {"decoder": {"n_speakers": 3}}}).model).state_dict()
+    assert not torch.equal(init["decoder.head.3.weight"], a["model"]["decoder.head.3.weight"])
+
+
+def test_nonfinite_steps_are_skipped_then_stop_training_keeping_the_checkpoint(
+    prepared_corpus, tmp_path, monkeypatch, caplog
+):
+    cfg = experiment_config("tiny", {**BASE, "train": {**BASE["train"], "steps": 8, "max_nonfinite_steps": 3}})
+    original = VQVAE.forward
+    bad_calls: set[int] = {3, 4}
+    calls = {"n": 0}
+
+    def forward(self, wav, speaker):
+        out = original(self, wav, speaker)
+        if self.training:
+            calls["n"] += 1
+            if calls["n"] in bad_calls or "all" in bad_calls:
+                out.loss = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(VQVAE, "forward", forward)
+    exp = tmp_path / "exp"
+    with caplog.at_level(logging.WARNING, logger="audio_vqvae.train"):
+        result = train(cfg, prepared_corpus, exp, stop_at=6)
+    assert result.step == 6
+    assert sum("non-finite" in r.message for r in caplog.records) == 2
+    good = (exp / "last.pt").read_bytes()
+    bad_calls.add("all")
+    with pytest.raises(TrainingError, match="3 non-finite steps in a row.*last.pt"):
+        train(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=20)), prepared_corpus, exp)
+    assert (exp / "last.pt").read_bytes() == good
+
+
+def test_two_process_ddp_keeps_replicas_identical(prepared_corpus, tmp_path):
+    extra = {
+        "model": {"quantizer": {"ema_decay": 0.9, "kmeans_init": True, "revive_dead_codes": True}},
+        "train": {"steps": 6, "checkpoint_every": 3, "valid_every": 3, "audio_every": None},
+    }
+    conf = write_conf(tmp_path / "c.yaml", extra)
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m"]
+    out = cli(
+        "train",
+        "--preset",
+        "tiny",
+        "--config",
+        str(conf),
+        "--data",
+        str(prepared_corpus),
+        "--out",
+        str(tmp_path / "exp"),
+        launcher=launcher,
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    state = load_checkpoint(tmp_path / "exp" / "last.pt")
+    assert state["world_size"] == 2 and state["step"] == 6
+    # the replica check that ran at each checkpoint compares these checksums across ranks
+    model = VQVAE.from_config(experiment_config("tiny").model)
+    before = distributed.parameter_checksum(model)
+    with torch.no_grad():
+        model.quantizer.usage[0] += 1e-3 if hasattr(model.quantizer, "usage") else 0
+        next(model.parameters()).view(-1)[0] += 1e-6
+    assert not torch.equal(before, distributed.parameter_checksum(model))
+
+
+def test_user_errors_are_one_line(prepared_corpus, tmp_path):
+    conf = write_conf(tmp_path / "c.yaml")
+    base = ["train", "--preset", "tiny", "--config", str(conf), "--data", str(prepared_corpus)]
+    out = cli(*base, "--out", str(tmp_path / "e1"), "--set", "train.bogus=1")
+    assert out.returncode == 2 and "train.bogus" in out.stderr and out.stderr.strip().count("\n") == 0
+    out = cli("train", "--preset", "tiny", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "e2"))
+    assert out.returncode == 2 and "nowhere" in out.stderr and out.stderr.strip().count("\n") == 0
+    exp = tmp_path / "e3"
+    assert cli(*base, "--out", str(exp), "--stop-at", "2").returncode == 0
+    out = cli(*base, "--out", str(exp), "--no-resume")
+    assert out.returncode == 2 and "already holds a checkpoint" in out.stderr
+    out = cli(*base, "--out", str(exp), "--set", "model.decoder.n_stacks=1")
+    assert out.returncode == 2 and "model.decoder.n_stacks" in out.stderr
+    out = cli(*base, "--out", str(tmp_path / "e4"), "--resume")
+    assert out.returncode == 2 and "nothing to resume" in out.stderr
+    out = cli(*base, "--out", str(exp), "--set", "train.steps=4")  # more steps is a legal change on resume
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert load_checkpoint(exp / "last.pt")["step"] == 4
