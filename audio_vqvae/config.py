@@ -31,7 +31,7 @@ class EncoderConfig:
 
     strides: tuple[int, ...] = (2, 2, 2, 2, 2, 2)
     kernel_sizes: tuple[int, ...] | None = None  # None: 2 * stride per layer (4 for stride 2)
-    channels: int = 256
+    channels: int | tuple[int, ...] = 256  # per strided conv, or one int for all; residual blocks use the last
     n_residual_layers: int = 2  # non-strided residual blocks at the frame rate
 
 

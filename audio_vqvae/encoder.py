@@ -27,6 +27,27 @@ def encoder_receptive_field(strides: tuple[int, ...], kernel_sizes: tuple[int, .
     return field + n_residual_layers * 2 * jump
 
 
+def encoder_context(strides: tuple[int, ...], kernel_sizes: tuple[int, ...], n_residual_layers: int) -> tuple[int, int]:
+    """Samples a frame depends on before its first sample and after its last: ``(left, right)``.
+
+    Frame n covers samples ``[n * hop, (n + 1) * hop)`` and depends on exactly
+    ``[n * hop - left, (n + 1) * hop + right)``, so ``left + hop + right`` is the receptive field.
+    Walks the stack backwards: a kernel-3 residual conv widens a frame range by one each side; a
+    strided conv (stride s, kernel k, left padding p) maps output range [lo, hi] to input
+    ``[lo * s - p, hi * s - p + k - 1]``. Chunked encoding uses it for an exact overlap.
+    """
+    lo, hi = -n_residual_layers, n_residual_layers
+    for s, k in zip(reversed(strides), reversed(kernel_sizes)):
+        p = (k - s) // 2
+        lo, hi = lo * s - p, hi * s - p + k - 1
+    return -lo, hi - (hop_length(strides) - 1)
+
+
+def length_mask(lengths: Tensor, size: int) -> Tensor:
+    """(B,) valid lengths -> (B, 1, size) float mask, 1 before each length and 0 after."""
+    return (torch.arange(size, device=lengths.device) < lengths.unsqueeze(1)).unsqueeze(1).float()
+
+
 class ResidualBlock(nn.Module):
     """ReLU, conv k=3, ReLU, conv k=1, added to the input: the paper's residual block (section 4.1)."""
 
@@ -35,8 +56,12 @@ class ResidualBlock(nn.Module):
         self.conv3 = nn.Conv1d(channels, channels, 3, padding=1)
         self.conv1 = nn.Conv1d(channels, channels, 1)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.conv1(F.relu(self.conv3(F.relu(x))))
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """(B, C, N) -> (B, C, N); ``mask`` (B, 1, N) zeroes padded frames where the conv reads them."""
+        h = F.relu(x)
+        if mask is not None:
+            h = h * mask
+        return x + self.conv1(F.relu(self.conv3(h)))
 
 
 class Encoder(nn.Module):
@@ -51,7 +76,8 @@ class Encoder(nn.Module):
         out_channels: D, the latent dimension (the quantizer's ``dim``).
         strides: stride of each strided conv; their product is the hop length.
         kernel_sizes: kernel of each strided conv; None means ``2 * stride`` (4 for stride 2).
-        channels: hidden channels of every layer.
+        channels: output channels of each strided conv (one per stride), or one int for all; the
+            residual blocks run at the last width.
         n_residual_layers: residual blocks after the strided stack.
     """
 
@@ -60,35 +86,44 @@ class Encoder(nn.Module):
         out_channels: int = 64,
         strides: tuple[int, ...] = (2, 2, 2, 2, 2, 2),
         kernel_sizes: tuple[int, ...] | None = None,
-        channels: int = 256,
+        channels: int | tuple[int, ...] = 256,
         n_residual_layers: int = 2,
     ):
         super().__init__()
         strides = tuple(strides)
         kernel_sizes = tuple(kernel_sizes) if kernel_sizes is not None else tuple(2 * s for s in strides)
+        widths = (channels,) * len(strides) if isinstance(channels, int) else tuple(channels)
         if not strides or any(s < 1 for s in strides):
             raise ValueError(f"encoder strides must be a non-empty list of positive ints, got {strides}")
         if len(kernel_sizes) != len(strides):
             raise ValueError(f"encoder kernel_sizes {kernel_sizes} must have one entry per stride {strides}")
         if any(k < s for k, s in zip(kernel_sizes, strides)):
             raise ValueError(f"encoder kernel_sizes {kernel_sizes} must be >= their strides {strides}")
+        if len(widths) != len(strides) or any(c < 1 for c in widths):
+            raise ValueError(f"encoder channels {channels} must be one positive int or one per stride {strides}")
         self.strides = strides
         self.kernel_sizes = kernel_sizes
+        self.channels = widths
         self.hop_length = hop_length(strides)
         self.receptive_field = encoder_receptive_field(strides, kernel_sizes, n_residual_layers)
+        self.context = encoder_context(strides, kernel_sizes, n_residual_layers)  # (left, right) samples
         self.pads = [((k - s) // 2, (k - s) - (k - s) // 2) for k, s in zip(kernel_sizes, strides)]
+        # The conv pads both sides by the left amount itself (no copy); only an odd k - s needs one more on the right.
         self.convs = nn.ModuleList(
-            nn.Conv1d(1 if i == 0 else channels, channels, k, stride=s)
-            for i, (k, s) in enumerate(zip(kernel_sizes, strides))
+            nn.Conv1d(1 if i == 0 else widths[i - 1], c, k, stride=s, padding=left)
+            for i, (c, k, s, (left, _)) in enumerate(zip(widths, kernel_sizes, strides, self.pads))
         )
-        self.residual = nn.Sequential(*(ResidualBlock(channels) for _ in range(n_residual_layers)))
-        self.proj = nn.Conv1d(channels, out_channels, 1)
+        self.residual = nn.Sequential(*(ResidualBlock(widths[-1]) for _ in range(n_residual_layers)))
+        self.proj = nn.Conv1d(widths[-1], out_channels, 1)
 
-    def forward(self, wav: Tensor) -> Tensor:
+    def forward(self, wav: Tensor, lengths: Tensor | None = None) -> Tensor:
         """Encode a waveform.
 
         Args:
             wav: (B, 1, T) float waveform in [-1, 1]; T >= hop_length.
+            lengths: (B,) samples of each row, for a batch padded on the right. Each layer's input
+                is zeroed past the row's length, as the zero padding of an unpadded row would be,
+                so row b's first ``lengths[b] // hop_length`` frames equal encoding it alone.
         Returns:
             z: (B, D, N) latents, N = T // hop_length.
         """
@@ -97,11 +132,19 @@ class Encoder(nn.Module):
         if wav.size(-1) < self.hop_length:
             raise ValueError(f"encoder needs at least hop_length={self.hop_length} samples, got {wav.size(-1)}")
         x = wav
-        for i, (conv, pad) in enumerate(zip(self.convs, self.pads)):
+        valid = None if lengths is None else lengths.to(wav.device)
+        for i, (conv, (left, right)) in enumerate(zip(self.convs, self.pads)):
             if i > 0:
-                x = F.relu(x)
-            x = conv(F.pad(x, pad))  # (B, C, L // s)
-        x = self.residual(x)
+                x = F.relu(x, inplace=True)  # x is the previous conv's fresh output
+            if valid is not None:
+                x = x * length_mask(valid, x.size(-1))
+                valid = valid // conv.stride[0]
+            if right > left:
+                x = F.pad(x, (0, right - left))
+            x = conv(x)  # (B, C_i, L // s)
+        mask = None if valid is None else length_mask(valid, x.size(-1))
+        for block in self.residual:
+            x = block(x, mask)
         return self.proj(F.relu(x))  # (B, D, N)
 
 

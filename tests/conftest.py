@@ -40,3 +40,13 @@ def write_prepared_corpus(root: Path, n_speakers: int = 3, per_speaker: int = 4,
 @pytest.fixture(scope="session")
 def prepared_corpus(tmp_path_factory) -> Path:
     return write_prepared_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture(scope="session")
+def synthetic_corpus(tmp_path_factory) -> Path:
+    """The built-in synthetic corpus (formant-synthesised, not speech), prepared as users prepare it."""
+    from data_prep import synthetic
+
+    root = tmp_path_factory.mktemp("synthetic")
+    synthetic.prepare(root, n_speakers=3, n_sentences=10)
+    return root
