@@ -64,6 +64,17 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def broadcast_(t: torch.Tensor, src: int = 0) -> torch.Tensor:
+    """Rank ``src``'s values on every rank (in place where a group is active); returns ``t``."""
+    if active():
+        td.broadcast(t, src=src)
+    return t
+
+
+def world_size() -> int:
+    return td.get_world_size() if active() else 1
+
+
 def shared_state(model: nn.Module) -> list[torch.Tensor]:
     """Parameters and buffers that must be equal on every rank (a module's ``rank_local_buffers`` are not)."""
     local = {

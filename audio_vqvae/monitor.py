@@ -64,7 +64,7 @@ class TrainLogger:
         packed = torch.stack([self.sums[k] for k in keys])
         dist.all_reduce_sum(packed)
         counts = dist.all_reduce_sum(self.counts.clone()).double()
-        world = torch.distributed.get_world_size() if dist.active() else 1
+        world = dist.world_size()
         stats = {k: float(v) / (self.steps * world) for k, v in zip(keys, packed.cpu())}
         p = counts / counts.sum()
         entropy = -(p[p > 0] * p[p > 0].log()).sum()

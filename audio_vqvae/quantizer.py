@@ -6,29 +6,14 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from torch import distributed as dist
 from torch.nn import functional as F
+
+from . import distributed as dist
 
 # A code starts with a usage EMA of this many times the dead threshold, so a code that is never
 # chosen is declared dead after ln(32) / -ln(usage_decay) steps: ~345 steps at 0.99, 5 at 0.5.
 # A revived code gets the same grace period.
 _USAGE_INIT_FACTOR = 32.0
-
-
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized()
-
-
-def _all_reduce_sum_(t: Tensor) -> Tensor:
-    if _distributed():
-        dist.all_reduce(t)
-    return t
-
-
-def _broadcast_from_rank0_(t: Tensor) -> Tensor:
-    if _distributed():
-        dist.broadcast(t, src=0)
-    return t
 
 
 def nearest_codes(x: Tensor, codebook: Tensor) -> Tensor:
@@ -275,12 +260,12 @@ class VectorQuantizer(nn.Module):
     def _init_by_kmeans(self, x: Tensor) -> None:
         """k-means on this batch sets the codebook (Zeghidour et al. 2021, SoundStream); rank 0's wins."""
         centroids, counts = kmeans(x, self.codebook_size, self.kmeans_iters)
-        _broadcast_from_rank0_(centroids)
+        dist.broadcast_(centroids)
         self.codebook.copy_(centroids)
         if self.ema_decay is not None:
             # cluster_size is an EMA of global per-step counts: scale rank 0's batch counts by the world size.
-            world = dist.get_world_size() if _distributed() else 1
-            self.cluster_size.copy_(_broadcast_from_rank0_(counts).mul(world).clamp(min=1))
+            world = dist.world_size()
+            self.cluster_size.copy_(dist.broadcast_(counts).mul(world).clamp(min=1))
             self.embed_sum.copy_(centroids * self.cluster_size[:, None])
         self.initialized.fill_(True)
         self._kmeans_pending = False
@@ -289,40 +274,48 @@ class VectorQuantizer(nn.Module):
     def _update(self, x: Tensor, codes: Tensor, counts: Tensor) -> Tensor:
         """EMA codebook update, usage EMA, revival. x (M, D), codes (M,), counts (K,) of this rank.
         Returns the (K,) bool mask of codes found dead this step, before revival."""
+        # A non-finite batch on any rank must not touch the statistics: the training loop skips such a
+        # step, but EMA sums, usage and the revival buffer are updated here, before it can. The flag
+        # rides in the same collective and gates every update on the device (no host read).
+        bad = (~torch.isfinite(x).all()).float().reshape(1)
         if self.ema_decay is None:
-            step_counts = _all_reduce_sum_(counts.clone())
+            packed = dist.all_reduce_sum(torch.cat([counts, bad]))
         else:
             sums = torch.zeros_like(self.codebook).index_add_(0, codes, x)  # (K, D)
-            stats = _all_reduce_sum_(torch.cat([counts[:, None], sums], 1))  # (K, 1 + D), one collective
-            step_counts = stats[:, 0]
-            self._ema_update(step_counts, stats[:, 1:])
-        self.usage.mul_(self.usage_decay).add_(step_counts, alpha=1 - self.usage_decay)
+            packed = dist.all_reduce_sum(torch.cat([counts, sums.flatten(), bad]))  # one collective
+        ok = packed[-1] == 0
+        step_counts = packed[: self.codebook_size]
+        if self.ema_decay is not None:
+            self._ema_update(step_counts, packed[self.codebook_size : -1].view_as(self.codebook), ok)
+        _update_where(ok, self.usage, self.usage * self.usage_decay + step_counts * (1 - self.usage_decay))
         dead = self.usage < self.dead_code_threshold  # (K,), identical on all ranks
         if self.revive_dead_codes:
-            self._remember(x)
-            self._revive(dead)
+            self._remember(x, ok)
+            self._revive(dead & ok)
         return dead
 
-    def _ema_update(self, counts: Tensor, sums: Tensor) -> None:
+    def _ema_update(self, counts: Tensor, sums: Tensor, ok: Tensor) -> None:
         """EMA codebook update (paper appendix A.1; Sonnet's VectorQuantizerEMA, Razavi et al. 2019).
-        Laplace smoothing keeps cluster sizes away from zero so the division stays finite."""
+        Laplace smoothing keeps cluster sizes away from zero so the division stays finite. Nothing
+        changes where ``ok`` (a device bool) is False."""
         decay, eps, k = self.ema_decay, self.ema_epsilon, self.codebook_size
-        self.cluster_size.mul_(decay).add_(counts, alpha=1 - decay)
-        self.embed_sum.mul_(decay).add_(sums, alpha=1 - decay)
+        _update_where(ok, self.cluster_size, self.cluster_size * decay + counts * (1 - decay))
+        _update_where(ok, self.embed_sum, self.embed_sum * decay + sums * (1 - decay))
         n = self.cluster_size.sum()
         smoothed = (self.cluster_size + eps) / (n + k * eps) * n  # (K,)
         self.codebook.copy_(self.embed_sum / smoothed[:, None])
 
-    def _remember(self, x: Tensor) -> None:
-        """Write recent encoder outputs (M, D) into the ring buffer; a random subset if M exceeds it."""
+    def _remember(self, x: Tensor, ok: Tensor) -> None:
+        """Write recent encoder outputs (M, D) into the ring buffer; a random subset if M exceeds it.
+        Where ``ok`` is False the slots keep their old vectors."""
         size = self.revival_buffer.size(0)
         m = x.size(0)
         if m >= size:
-            self.revival_buffer.copy_(x[torch.randperm(m, device=x.device)[:size]])
+            _update_where(ok, self.revival_buffer, x[torch.randperm(m, device=x.device)[:size]])
             self._buffer_pos, self._buffer_filled = 0, size
         else:
             slots = (self._buffer_pos + torch.arange(m, device=x.device)) % size
-            self.revival_buffer[slots] = x
+            self.revival_buffer[slots] = torch.where(ok, x, self.revival_buffer[slots])
             self._buffer_pos = (self._buffer_pos + m) % size
             self._buffer_filled = min(size, self._buffer_filled + m)
         # Host mirrors stay the source of truth in forward (no device read); the buffer carries them in checkpoints.
@@ -336,13 +329,18 @@ class VectorQuantizer(nn.Module):
         n, k = self._buffer_filled, self.codebook_size
         device = self.revival_buffer.device
         pick = torch.randperm(n, device=device)[:k] if n >= k else torch.randint(n, (k,), device=device)
-        candidates = _broadcast_from_rank0_(self.revival_buffer[pick])  # (K, D)
+        candidates = dist.broadcast_(self.revival_buffer[pick])  # (K, D)
         self.codebook.copy_(torch.where(dead[:, None], candidates, self.codebook))
         self.usage.masked_fill_(dead, self._usage_init)  # a fresh grace period, as at the start
         if self.ema_decay is not None:
             # Same state as a code at construction: one pseudo-vector at its value.
             self.cluster_size.masked_fill_(dead, 1.0)
             self.embed_sum.copy_(torch.where(dead[:, None], candidates, self.embed_sum))
+
+
+def _update_where(ok: Tensor, buffer: Tensor, new: Tensor) -> None:
+    """``buffer = new`` where the scalar bool ``ok`` holds, else unchanged; no host sync."""
+    buffer.copy_(torch.where(ok, new, buffer))
 
 
 def _sync_kmeans_pending(module: VectorQuantizer, incompatible_keys: object) -> None:

@@ -340,3 +340,22 @@ def test_distributed_ranks_keep_identical_codebooks(tmp_path):
     for key, value in rank0["state"].items():
         if key not in local:
             assert torch.equal(value, rank1["state"][key]), key
+
+
+@pytest.mark.parametrize("ema_decay", [None, 0.9])
+def test_non_finite_batch_leaves_every_statistic_untouched(ema_decay):
+    torch.manual_seed(0)
+    vq = VectorQuantizer(
+        codebook_size=8, dim=4, ema_decay=ema_decay, usage_decay=0.5, revive_dead_codes=True, revival_buffer_size=16
+    ).train()
+    vq(torch.randn(2, 4, 6))  # fill some state first
+    before = {k: v.clone() for k, v in vq.state_dict().items()}
+    z = torch.randn(2, 4, 6)
+    z[1, 2, 3] = float("nan")
+    vq(z)
+    for k, v in vq.state_dict().items():
+        if k != "revival_count":  # the ring position moves; the slots keep their vectors
+            assert torch.equal(v, before[k]), k
+    out = vq(torch.randn(2, 4, 6))  # and the next finite batch trains as usual
+    assert torch.isfinite(vq.codebook).all() and torch.isfinite(out.quantized).all()
+    assert not torch.equal(vq.usage, before["usage"])
