@@ -1,0 +1,199 @@
+"""Frame features for evaluation: log-mel and MFCC frames on the code grid, and the MFCC k-means unit baseline."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+LOG_FLOOR = 1e-10  # floor of mel power before the log: -100 dB, so digital silence stays finite
+
+
+@functools.lru_cache(maxsize=16)
+def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> Tensor:
+    import librosa.filters  # numpy only; imported here so that importing the metrics stays cheap
+
+    basis = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    return torch.from_numpy(basis).float()  # (n_mels, n_fft // 2 + 1), Slaney-normalised triangles
+
+
+@functools.lru_cache(maxsize=16)
+def dct_matrix(n_in: int, n_out: int) -> Tensor:
+    """Orthonormal DCT-II (what librosa's and Kaldi's MFCCs use): (n_out, n_in), rows k = 0..n_out - 1."""
+    k = torch.arange(n_out, dtype=torch.float64)[:, None]
+    m = torch.arange(n_in, dtype=torch.float64)[None, :]
+    basis = torch.cos(math.pi * k * (m + 0.5) / n_in) * math.sqrt(2.0 / n_in)
+    basis[0] /= math.sqrt(2.0)
+    return basis.float()
+
+
+def log_mel_frames(
+    wav: Tensor,
+    sample_rate: int,
+    hop_length: int,
+    *,
+    n_mels: int = 40,
+    win_length: int | None = None,
+    n_frames: int | None = None,
+    fmin: float = 0.0,
+    fmax: float | None = None,
+) -> Tensor:
+    """Natural-log mel power frames on a grid of ``hop_length`` samples.
+
+    Frame n is a Hann window centred on sample (n + 1/2) * hop, the centre of the samples that
+    code n of an encoder with that hop reads, so frame n and code n describe the same audio. The
+    signal is zero-padded where a window runs past either end.
+
+    Args:
+        wav: (T,) waveform (any leading dims of size 1; moved to the CPU).
+        sample_rate: its rate in Hz.
+        hop_length: samples between frames (the model's hop for code-aligned frames).
+        n_mels: mel bands.
+        win_length: window in samples; None: 25 ms, or the hop if that is longer. The FFT size is
+            the next power of two.
+        n_frames: N; None: T // hop_length, the number of codes.
+        fmin, fmax: band edges in Hz; fmax None is sample_rate / 2.
+    Returns:
+        (N, n_mels) float32 ``ln(mel power + 1e-10)``.
+    """
+    if hop_length < 1:
+        raise ValueError(f"hop_length must be >= 1, got {hop_length}")
+    x = wav.detach().to("cpu", torch.float32).reshape(-1)
+    T = x.numel()
+    N = T // hop_length if n_frames is None else int(n_frames)
+    if N <= 0:
+        return torch.zeros(0, n_mels)
+    win_length = win_length or max(round(0.025 * sample_rate), hop_length)
+    n_fft = 1 << (win_length - 1).bit_length()
+    # torch.stft centres a shorter window inside the n_fft frame, so frame m is centred on
+    # m * hop + n_fft / 2 of the padded signal, i.e. on (m + 1/2) * hop of the original.
+    left = n_fft // 2 - hop_length // 2
+    needed = (N - 1) * hop_length + n_fft
+    x = F.pad(x, (left, max(0, needed - left - T)))[:needed]
+    spec = torch.stft(
+        x,
+        n_fft,
+        hop_length=hop_length,
+        win_length=win_length,
+        window=torch.hann_window(win_length),
+        center=False,
+        return_complex=True,
+    )  # (n_fft // 2 + 1, N)
+    basis = _mel_basis(sample_rate, n_fft, n_mels, float(fmin), float(fmax or sample_rate / 2))
+    mel = basis @ spec.abs().square()  # (n_mels, N)
+    return torch.log(mel + LOG_FLOOR).T.contiguous()  # (N, n_mels)
+
+
+def deltas(x: Tensor, width: int = 2) -> Tensor:
+    """Regression deltas along frames (HTK book, eq. 5.16), edges repeated.
+
+    Args:
+        x: (N, C) frames.
+        width: frames on each side.
+    Returns:
+        (N, C) ``sum_k k (x[n + k] - x[n - k]) / (2 sum_k k^2)``.
+    """
+    if x.size(0) == 0:
+        return x.clone()
+    padded = torch.cat([x[:1].expand(width, -1), x, x[-1:].expand(width, -1)])  # (N + 2 width, C)
+    n = x.size(0)
+    out = sum(k * (padded[width + k : width + k + n] - padded[width - k : width - k + n]) for k in range(1, width + 1))
+    return out / (2 * sum(k * k for k in range(1, width + 1)))
+
+
+def mfcc_frames(
+    wav: Tensor,
+    sample_rate: int,
+    hop_length: int,
+    *,
+    n_mfcc: int = 13,
+    n_mels: int = 40,
+    with_deltas: bool = True,
+    include_c0: bool = True,
+    n_frames: int | None = None,
+    win_length: int | None = None,
+) -> Tensor:
+    """MFCCs (orthonormal DCT of log mel power) on the code grid, optionally with deltas and delta-deltas.
+
+    The default, 13 coefficients + deltas + delta-deltas = 39 dimensions, is the classic MFCC
+    front end (Davis & Mermelstein 1980; deltas as in HTK), the usual MFCC baseline of the
+    ZeroSpeech challenges.
+
+    Args:
+        wav: (T,) waveform.
+        sample_rate, hop_length, n_mels, n_frames, win_length: as in ``log_mel_frames``.
+        n_mfcc: cepstral coefficients kept.
+        with_deltas: append deltas and delta-deltas (3 * the width).
+        include_c0: keep c0 (log energy); False drops it, so the features ignore the gain.
+    Returns:
+        (N, n_mfcc or n_mfcc - 1, times 3 with deltas) float32.
+    """
+    log_mel = log_mel_frames(
+        wav, sample_rate, hop_length, n_mels=n_mels, win_length=win_length, n_frames=n_frames
+    )  # (N, n_mels)
+    c = log_mel @ dct_matrix(n_mels, n_mfcc).T  # (N, n_mfcc)
+    if not include_c0:
+        c = c[:, 1:]
+    if not with_deltas:
+        return c
+    d = deltas(c)
+    return torch.cat([c, d, deltas(d)], dim=1)
+
+
+@dataclass
+class KMeansUnits:
+    """k-means units on standardised frames: the unit-discovery baseline of issue 5.
+
+    Attributes:
+        mean, std: (F,) per-dimension statistics of the fitting frames (features are standardised
+            so that no dimension dominates the Euclidean k-means).
+        centroids: (K, F) cluster centres in the standardised space.
+    """
+
+    mean: Tensor
+    std: Tensor
+    centroids: Tensor
+
+    @classmethod
+    def fit(
+        cls, frames: Sequence[Tensor], k: int, *, iters: int = 20, max_frames: int | None = 100_000, seed: int = 0
+    ) -> KMeansUnits:
+        """Lloyd's k-means with k-means++ seeding (``quantizer.kmeans``, the code the codebook init uses).
+
+        Args:
+            frames: (N_i, F) feature frames of each training utterance.
+            k: number of clusters K (the model's codebook size, for a like-for-like baseline).
+            iters: Lloyd iterations.
+            max_frames: fit on at most this many frames drawn at random (all frames are still
+                assigned); None uses every frame.
+            seed: seed of the subsample and the k-means++ draws (the global torch RNG is untouched).
+        """
+        from ..quantizer import kmeans
+
+        x = torch.cat([f.detach().to("cpu", torch.float32) for f in frames])  # (M, F)
+        if x.size(0) == 0:
+            raise ValueError("k-means needs at least one frame")
+        mean, std = x.mean(0), x.std(0, unbiased=False).clamp(min=1e-8)
+        z = (x - mean) / std
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            if max_frames is not None and z.size(0) > max_frames:
+                z = z[torch.randperm(z.size(0))[:max_frames]]
+            centroids, _ = kmeans(z, k, iters)
+        return cls(mean, std, centroids)
+
+    def assign(self, frames: Tensor) -> Tensor:
+        """(N, F) frames to (N,) int64 cluster indices (nearest centroid)."""
+        from ..quantizer import nearest_codes
+
+        z = (frames.detach().to("cpu", torch.float32) - self.mean) / self.std
+        return nearest_codes(z, self.centroids)
+
+    def vectors(self, units: Tensor) -> Tensor:
+        """(N,) cluster indices to their (N, F) centroids: the baseline's counterpart of code vectors."""
+        return self.centroids[units]
