@@ -256,6 +256,7 @@ class WaveNet(nn.Module):
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
         uniforms: Tensor | None = None,
+        backend: str = "auto",
     ) -> Tensor:
         """Autoregressive sampling with cached layer inputs, many utterances in one batch.
 
@@ -270,9 +271,21 @@ class WaveNet(nn.Module):
             temperature: softmax temperature; 0 is greedy (argmax) decoding.
             generator: random-number generator for the uniforms.
             uniforms: (B, N * hop) numbers in [0, 1) to use instead of drawing them.
+            backend: "auto" runs the fused native loop (audio_vqvae.fastgen) for float32 models on the
+                CPU when it builds, else this PyTorch loop; "native" insists on it (falling back with a
+                one-line warning); "torch" always runs the PyTorch reference below.
         Returns:
             (B, N * hop) int64 mu-law classes; samples past an utterance's length are the start class.
         """
+        if backend not in ("auto", "native", "torch"):
+            raise ValueError(f"backend must be auto, native or torch, got {backend!r}")
+        if backend != "torch" and latents.device.type == "cpu":
+            from . import fastgen
+
+            if backend == "native" or fastgen.can_run(self, latents):
+                return fastgen.generate(
+                    self, latents, speaker, lengths, temperature=temperature, uniforms=uniforms, generator=generator
+                )
         B, _, N = latents.shape
         T = N * self.hop_length
         device = latents.device

@@ -1,7 +1,10 @@
-"""Generation speed of the WaveNet decoder: cached generator vs a naive one, tiny and paper sizes.
+"""Generation speed of the WaveNet decoder: native and PyTorch cached generators vs a naive one.
 
-Prints samples/s at batch 1 and 32 for each, the ratio cached / naive, the core count and peak
-memory, all measured in one run. Weights are random (speed does not depend on them).
+Prints samples/s at batch 1 and 32 for the tiny, small (20 layers, 64/128/64) and paper-size
+decoders: the fused native loop (audio_vqvae.fastgen, float32 and bf16 weights), the PyTorch
+cached reference and the naive generator that re-runs the receptive field for every sample, with
+the ratios, the core count and peak memory, all measured in one run. Weights are random (speed
+does not depend on them); rates are the best of 3 runs.
 
     python bench/generate.py [--device cpu|cuda] [--quick]
 """
@@ -16,18 +19,27 @@ import time
 
 import torch
 
+from audio_vqvae import fastgen
 from audio_vqvae.config import preset
+from audio_vqvae.fastgen import bench as fastgen_bench
 from audio_vqvae.wavenet import WaveNet, naive_generate
+
+SIZES = {  # decoder overrides of the paper preset; "small" is issue 7's 20-layer, 64/128/64 decoder
+    "tiny": None,
+    "small": {"residual_channels": 64, "gate_channels": 128, "skip_channels": 64, "n_stacks": 2},
+    "paper": {},
+}
 
 
 def build(name: str, device: str) -> WaveNet:
-    cfg = preset(name)
+    cfg = preset("tiny" if name == "tiny" else "paper")
+    decoder = dataclasses.replace(cfg.decoder, **(SIZES[name] or {}))
     torch.manual_seed(0)
     net = WaveNet(
         n_classes=cfg.mu_law_classes,
         cond_in_channels=cfg.quantizer.dim,
         hop_length=64,
-        **dataclasses.asdict(cfg.decoder),
+        **dataclasses.asdict(decoder),
     )
     return net.eval().to(device)
 
@@ -38,14 +50,14 @@ def sync(device: str) -> None:
 
 
 def time_cached(net: WaveNet, batch: int, n_samples: int, device: str) -> float:
-    """Samples/s (summed over the batch) of WaveNet.generate for n_samples per utterance."""
+    """Samples/s (summed over the batch) of the PyTorch reference generator for n_samples per utterance."""
     frames = max(1, n_samples // net.hop_length)
     latents = torch.randn(batch, net.cond_in_channels, frames, device=device)
     speaker = torch.zeros(batch, dtype=torch.long, device=device)
-    net.generate(latents[..., :1], speaker)  # warm-up
+    net.generate(latents[..., :1], speaker, backend="torch")  # warm-up
     sync(device)
     start = time.perf_counter()
-    net.generate(latents, speaker)
+    net.generate(latents, speaker, backend="torch")
     sync(device)
     return batch * frames * net.hop_length / (time.perf_counter() - start)
 
@@ -79,26 +91,48 @@ def main() -> None:
     args = parser.parse_args()
     device = args.device
     scale = 0.1 if args.quick else 1.0
-    # Samples per utterance for the cached and the naive generator at each (size, batch).
+    # Samples per utterance for the native, the PyTorch cached and the naive generator at each (size, batch).
     plan = {
-        ("tiny", 1): (16000, 400),
-        ("tiny", 32): (4000, 100),
-        ("paper", 1): (4000, 16),
-        ("paper", 32): (1000, 3),
+        ("tiny", 1): (32000, 16000, 400),
+        ("tiny", 32): (8000, 4000, 100),
+        ("small", 1): (32000, 8000, 50),
+        ("small", 32): (4000, 2000, 10),
+        ("paper", 1): (16000, 4000, 16),
+        ("paper", 32): (2000, 1000, 3),
     }
+    native_ok = device == "cpu" and fastgen.available()
     print(f"device {device}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"{'decoder':8} {'batch':>5} {'cached samples/s':>17} {'naive samples/s':>16} {'cached/naive':>13}")
-    for (name, batch), (n_cached, n_naive) in plan.items():
+    if not native_ok:
+        print(f"native generator not used: {fastgen.unavailable_reason() or 'not a CPU run'}")
+    print(
+        f"{'decoder':8} {'batch':>5} {'native fp32':>12} {'native bf16':>12} {'torch cached':>13} {'naive':>9} "
+        f"{'native/torch':>13} {'torch/naive':>12} {'native/naive':>13}   (samples/s)"
+    )
+    for (name, batch), (n_native, n_cached, n_naive) in plan.items():
         net = build(name, device)
         # sanity check the naive path is the real reference: it equals generate() on a short greedy run
         lat = torch.randn(1, net.cond_in_channels, 1, device=device)
         spk = torch.zeros(1, dtype=torch.long, device=device)
         assert torch.equal(
-            net.generate(lat, spk, temperature=0)[:, :16], naive_generate(net, lat, spk, 16, temperature=0)
+            net.generate(lat, spk, temperature=0, backend="torch")[:, :16],
+            naive_generate(net, lat, spk, 16, temperature=0),
         )
+        n = max(64, int(n_native * scale))
+        nan = float("nan")
+        native = fastgen_bench.time_native(net, batch, n) if native_ok else nan
+        native_bf16 = fastgen_bench.time_native(net, batch, n, weight_dtype=torch.bfloat16) if native_ok else nan
         cached = time_cached(net, batch, max(64, int(n_cached * scale)), device)
         naive = time_naive(net, batch, max(2, int(n_naive * scale)), device)
-        print(f"{name:8} {batch:5d} {cached:17,.0f} {naive:16,.1f} {cached / naive:12,.0f}x")
+        print(
+            f"{name:8} {batch:5d} {native:12,.0f} {native_bf16:12,.0f} {cached:13,.0f} {naive:9,.1f} "
+            f"{native / cached:12,.1f}x {cached / naive:11,.0f}x {native / naive:12,.0f}x"
+        )
+    for name in ("small", "paper") if native_ok else ():
+        e = fastgen_bench.bf16_error(build(name, device), 512 if args.quick else 2048)
+        print(
+            f"{name} bf16 weights vs float32: logits max |err| {e['max_abs']:.3g}, mean {e['mean_abs']:.3g} "
+            f"(logit std {e['logit_std']:.3g}), KL {e['kl']:.2g} nats/sample"
+        )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory {peak:,.0f} MiB")
     if device == "cuda":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from audio_vqvae import fastgen
 from audio_vqvae.wavenet import WaveNet, naive_generate, receptive_field, shift_right
 
 HOP = 8
@@ -88,13 +89,17 @@ def test_incremental_steps_reproduce_forward_for_batch_of_different_lengths():
             assert err <= 1e-4, (b, err)
 
 
-def test_greedy_generation_is_argmax_of_forward_on_its_own_output():
+BACKENDS = ["torch", pytest.param("native", marks=pytest.mark.skipif(not fastgen.available(), reason="no C compiler"))]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_greedy_generation_is_argmax_of_forward_on_its_own_output(backend):
     net = tiny_wavenet()
     lengths = torch.tensor([6, 3, 5])
     gen = torch.Generator().manual_seed(3)
     latents = torch.randn(3, 4, 6, generator=gen)
     speaker = torch.tensor([1, 2, 0])
-    classes = net.generate(latents, speaker, lengths, temperature=0)
+    classes = net.generate(latents, speaker, lengths, temperature=0, backend=backend)
     assert classes.shape == (3, 6 * HOP)
     for b in range(3):
         n = int(lengths[b]) * HOP
@@ -109,14 +114,15 @@ def test_greedy_generation_is_argmax_of_forward_on_its_own_output():
         assert torch.equal(logits[0].argmax(0)[clear], classes[b, :n][clear])
 
 
-def test_cached_generation_matches_naive_generator_when_sampling():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cached_generation_matches_naive_generator_when_sampling(backend):
     net = tiny_wavenet()
     gen = torch.Generator().manual_seed(4)
     latents = torch.randn(2, 4, 5, generator=gen)
     speaker = torch.tensor([0, 1])
     T = 5 * HOP
     uniforms = torch.rand(2, T, generator=gen)
-    fast = net.generate(latents, speaker, temperature=1.0, uniforms=uniforms)
+    fast = net.generate(latents, speaker, temperature=1.0, uniforms=uniforms, backend=backend)
     slow = naive_generate(net, latents, speaker, T, temperature=1.0, uniforms=uniforms)
     assert torch.equal(fast, slow)
     assert len(fast.unique()) > 3  # really sampling, not a constant

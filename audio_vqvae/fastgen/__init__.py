@@ -1,0 +1,321 @@
+"""Fast WaveNet generation on the CPU: a fused native sample loop (issue 7), same samples as the reference.
+
+``generate`` has the contract of ``WaveNet.generate`` and draws the same samples from the same uniform
+numbers; it is 8 to 15 times faster on 2 cores (figures in bench/fastgen_notes.md). The C source
+(fastgen.c) is compiled with the system compiler at first use and cached (see ``_build``); where that
+is impossible, ``available()`` is False and ``generate`` runs the PyTorch reference after a one-line
+warning.
+
+Exactness: the fast loop does the reference's arithmetic in float32 but adds the terms of each dot
+product in another order, so logits differ by about 1e-6. A sample can therefore differ only when its
+uniform number lies that close to a CDF step (about once in 10^4 to 10^5 samples at paper size); the
+two sequences then go their own ways, as two valid samples of the same model.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import inspect
+import threading
+import warnings
+import weakref
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from . import _build
+
+if TYPE_CHECKING:
+    from ..wavenet import WaveNet
+
+__all__ = ["available", "can_run", "generate", "generate_with_logits", "unavailable_reason"]
+
+_lock = threading.Lock()
+_state: dict[str, object] = {"tried": False, "lib": None, "error": None}
+_packed: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_warned: set[str] = set()
+
+
+def _notice(message: str) -> None:
+    """One warning per distinct reason and process."""
+    if message not in _warned:
+        _warned.add(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+def _library() -> ctypes.CDLL | None:
+    with _lock:
+        if not _state["tried"]:
+            _state["tried"] = True
+            try:
+                _state["lib"] = _build.load()
+            except _build.BuildError as e:
+                _state["error"] = str(e)
+                _notice(f"audio_vqvae.fastgen: native generator unavailable ({e}); using the PyTorch generator")
+    return _state["lib"]  # type: ignore[return-value]
+
+
+def available() -> bool:
+    """Whether the native generator is built and loaded (builds it on the first call, about 2 s)."""
+    return _library() is not None
+
+
+def can_run(wavenet: WaveNet, latents: Tensor) -> bool:
+    """Whether ``generate`` would run natively (no warning, no fallback): built, float32, on the CPU.
+
+    For a backend switch that picks the native loop quietly where it applies.
+    """
+    return available() and _unsupported(wavenet, latents) is None
+
+
+def unavailable_reason() -> str | None:
+    """Why ``available()`` is False, in one line; None when it is True (or not yet tried)."""
+    return _state["error"]  # type: ignore[return-value]
+
+
+def _reset() -> None:
+    """Forget the loaded library and the warnings given (tests switch the compiler with this)."""
+    with _lock:
+        _state.update(tried=False, lib=None, error=None)
+        _warned.clear()
+
+
+class _Args(ctypes.Structure):
+    """Mirror of ``fg_args`` in fastgen.c: same fields, same order."""
+
+    _fields_ = [
+        (name, ctypes.c_int64)
+        for name in "batch n_frames hop n_layers kernel n_classes Rp Hp Sp Cp n_threads n_teams bf16".split()
+    ] + [
+        (name, ctypes.c_void_p)
+        for name in (
+            "dilations order n_samples w_conv w_out w_head1 w_head2 embedding b_res b_skip b_head1 b_head2 cond "
+            "uniforms"
+        ).split()
+    ]
+    _fields_ += [("temperature", ctypes.c_double), ("out", ctypes.c_void_p), ("logits", ctypes.c_void_p)]
+
+
+@dataclass
+class _Packed:
+    """The module's weights in the panel layout of fastgen.c (kept alive here while C reads them)."""
+
+    key: tuple
+    Rp: int
+    Hp: int
+    Sp: int
+    Cp: int
+    tensors: dict[str, Tensor]
+
+
+def _ceil(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def _panels(w: Tensor, K_p: int, N_p: int, nb: int) -> Tensor:
+    """(K, N) weights, zero-padded to (K_p, N_p), as N_p / nb panels of (K_p, nb), each contiguous."""
+    w = F.pad(w, (0, N_p - w.size(1), 0, K_p - w.size(0)))
+    return w.view(K_p, N_p // nb, nb).permute(1, 0, 2).contiguous()
+
+
+def _unsupported(wavenet: WaveNet, latents: Tensor) -> str | None:
+    """Why the native loop cannot run this call (None if it can)."""
+    if latents.device.type != "cpu":
+        return f"latents on {latents.device} (the native generator is CPU only)"
+    params = list(wavenet.parameters())
+    if any(p.device.type != "cpu" or p.dtype != torch.float32 for p in params) or latents.dtype != torch.float32:
+        return "weights or latents are not float32 on the CPU"
+    head = list(wavenet.head)
+    kinds = [type(m) for m in head]
+    if kinds != [nn.ReLU, nn.Conv1d, nn.ReLU, nn.Conv1d] or any(m.kernel_size != (1,) for m in head[1::2]):
+        return "the output head is not ReLU, 1x1 conv, ReLU, 1x1 conv"
+    if len({layer.kernel_size for layer in wavenet.layers}) != 1:
+        return "layers with different kernel sizes"
+    return None
+
+
+def _pack(wavenet: WaveNet, vw: int, bf16: bool) -> _Packed:
+    params = tuple(wavenet.parameters())
+    key = (vw, bf16, tuple((p.data_ptr(), p._version) for p in params))
+    cached = _packed.get(wavenet)
+    if cached is not None and cached.key == key:
+        return cached
+    nb = 2 * vw
+    layers = list(wavenet.layers)
+    R, G = layers[0].conv.in_channels, layers[0].conv.out_channels
+    H, S, C = G // 2, layers[0].out.out_channels - R, wavenet.n_classes
+    Rp, Hp, Sp, Cp = _ceil(R, nb), _ceil(H, vw), _ceil(S, nb), _ceil(C, nb)
+    conv, out = [], []
+    for layer in layers:
+        w = layer.conv.weight.detach().permute(2, 1, 0)  # (k, R, G): tap j multiplies x[t - (k - 1 - j) d]
+        w = F.pad(w, (0, 0, 0, Rp - R)).reshape(-1, 2, H)  # (k * Rp, 2, H): tanh half, sigmoid half
+        w = F.pad(w, (0, Hp - H)).view(w.size(0), 2, Hp // vw, vw)
+        conv.append(w.permute(2, 0, 1, 3).reshape(Hp // vw, -1, nb))  # panels: vw tanh | vw sigmoid channels
+        w = layer.out.weight.detach()[:, :, 0].t()  # (H, R + S)
+        out.append(torch.cat([_panels(w[:, :R], Hp, Rp, nb), _panels(w[:, R:], Hp, Sp, nb)]))
+    w_head1 = _panels(wavenet.head[1].weight.detach()[:, :, 0].t(), Sp, Sp, nb)
+    w_head2 = _panels(wavenet.head[3].weight.detach()[:, :, 0].t(), Sp, Cp, nb)
+    weights = {"w_conv": torch.stack(conv), "w_out": torch.stack(out), "w_head1": w_head1, "w_head2": w_head2}
+    for name, w in weights.items():
+        if bf16:  # round to nearest even; panel rows interleaved (column i, column vw + i, ...): see load_row
+            w = w.view(*w.shape[:-1], 2, vw).transpose(-1, -2).to(torch.bfloat16).view(torch.int16)
+        weights[name] = w.contiguous()
+    biases = torch.stack([layer.out.bias.detach() for layer in layers])  # (L, R + S)
+    tensors = {
+        **weights,
+        "embedding": F.pad(wavenet.input_embedding.weight.detach(), (0, Rp - R)).contiguous(),
+        "b_res": F.pad(biases[:, :R], (0, Rp - R)).contiguous(),
+        "b_skip": F.pad(biases[:, R:].sum(0), (0, Sp - S)).contiguous(),
+        "b_head1": F.pad(wavenet.head[1].bias.detach(), (0, Sp - S)).contiguous(),
+        "b_head2": F.pad(wavenet.head[3].bias.detach(), (0, Cp - C)).contiguous(),
+        "b_conv": torch.stack([layer.conv.bias.detach() for layer in layers]),  # (L, G), added to cond
+        "dilations": torch.tensor([layer.dilation for layer in layers], dtype=torch.int64),
+    }
+    packed = _Packed(key, Rp, Hp, Sp, Cp, tensors)
+    _packed[wavenet] = packed
+    return packed
+
+
+def _reference(wavenet: WaveNet, latents, speaker, lengths, temperature, uniforms, generator) -> Tensor:
+    """The PyTorch generator (if WaveNet.generate grows a ``backend`` switch, its reference branch)."""
+    kwargs = {"backend": "torch"} if "backend" in inspect.signature(wavenet.generate).parameters else {}
+    return wavenet.generate(
+        latents, speaker, lengths, temperature=temperature, generator=generator, uniforms=uniforms, **kwargs
+    )
+
+
+def default_teams(batch: int, threads: int) -> int:
+    """Teams the threads form for a batch. A team shares every layer's channels between its threads
+    (bandwidth bound at small batches: each thread streams 1/n of the weights; one barrier per layer);
+    separate teams run separate utterances with no barrier (arithmetic bound). Two utterances per team
+    is where the second wins (measured on 2 cores: bench/fastgen_notes.md)."""
+    return max(1, min(threads, batch // 2))
+
+
+@torch.no_grad()
+def generate(
+    wavenet: WaveNet,
+    latents: Tensor,
+    speaker: Tensor,
+    lengths: Tensor | None = None,
+    temperature: float = 1.0,
+    uniforms: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    threads: int | None = None,
+    *,
+    weight_dtype: torch.dtype = torch.float32,
+    teams: int | None = None,
+) -> Tensor:
+    """``WaveNet.generate`` in native code: same arguments, same result for the same uniforms.
+
+    Args:
+        wavenet: the decoder (float32, on the CPU; otherwise the reference runs, after a warning).
+        latents: (B, D, N) quantized latents, zero-padded past each utterance's length.
+        speaker: (B,) int64 speaker ids.
+        lengths: (B,) frames of each utterance; None: all N.
+        temperature: softmax temperature; 0 is greedy (argmax) decoding.
+        uniforms: (B, N * hop) numbers in [0, 1); None: drawn as the reference draws them.
+        generator: random-number generator for the uniforms.
+        threads: CPU threads (default ``torch.get_num_threads()``).
+        weight_dtype: torch.bfloat16 halves the weight bytes streamed per sample (faster at small batches;
+            logits change by about 1e-2, see bench/fastgen_notes.md).
+        teams: how many groups the threads form (default ``default_teams``); for benchmarks.
+    Returns:
+        (B, N * hop) int64 mu-law classes; samples past an utterance's length are the start class.
+    """
+    return _generate(
+        wavenet, latents, speaker, lengths, temperature, uniforms, generator, threads, weight_dtype, teams
+    )[0]
+
+
+def generate_with_logits(wavenet: WaveNet, latents: Tensor, speaker: Tensor, **kwargs) -> tuple[Tensor, Tensor]:
+    """``generate`` that also returns every step's logits, (B, T, n_classes), zeros past each length.
+
+    A debug entry point (tests compare the logits with the teacher-forced reference); raises
+    RuntimeError when the native generator is unavailable.
+    """
+    names = ("lengths", "temperature", "uniforms", "generator", "threads", "weight_dtype", "teams")
+    defaults = dict(zip(names, (None, 1.0, None, None, None, torch.float32, None)))
+    unknown = set(kwargs) - set(names)
+    if unknown:
+        raise TypeError(f"unexpected arguments {sorted(unknown)}")
+    args = [kwargs.get(n, defaults[n]) for n in names]
+    with torch.no_grad():
+        classes, logits = _generate(wavenet, latents, speaker, *args, want_logits=True)
+    if logits is None:
+        raise RuntimeError(f"native generator unavailable: {unavailable_reason() or 'unsupported model'}")
+    return classes, logits
+
+
+def _generate(
+    wavenet,
+    latents,
+    speaker,
+    lengths,
+    temperature,
+    uniforms,
+    generator,
+    threads,
+    weight_dtype,
+    teams,
+    want_logits=False,
+) -> tuple[Tensor, Tensor | None]:
+    lib = _library()
+    reason = None if lib is None else _unsupported(wavenet, latents)
+    if reason is not None:
+        _notice(f"audio_vqvae.fastgen: {reason}; using the PyTorch generator")
+    if lib is None or reason is not None:
+        return _reference(wavenet, latents, speaker, lengths, temperature, uniforms, generator), None
+    if weight_dtype not in (torch.float32, torch.bfloat16):
+        raise ValueError(f"weight_dtype must be torch.float32 or torch.bfloat16, got {weight_dtype}")
+
+    B, _, N = latents.shape
+    hop, C, L = wavenet.hop_length, wavenet.n_classes, len(wavenet.layers)
+    T = N * hop
+    lengths = torch.full((B,), N, dtype=torch.long) if lengths is None else lengths.cpu().long()
+    order = torch.argsort(lengths, descending=True, stable=True)  # as the reference: longest first
+    n_samples = (lengths * hop).clamp(0, T).contiguous()
+    if uniforms is None and temperature > 0:
+        uniforms = torch.rand(B, T, device=latents.device, generator=generator)  # the reference's draw
+    if temperature > 0:
+        if uniforms.dim() != 2 or uniforms.size(0) != B or uniforms.size(1) < T:
+            raise ValueError(f"uniforms must have shape ({B}, {T}), got {tuple(uniforms.shape)}")
+        # float64 holds float32 uniforms exactly; C compares them with the float32 CDF as torch does
+        uniforms = uniforms[:, :T].to(torch.float64).contiguous()
+    wavenet.check_speakers(speaker)
+    out = torch.full((B, T), C // 2, dtype=torch.long)  # the start class past each length
+    logits = torch.zeros(B, T, C) if want_logits else None
+    if B == 0 or T == 0:
+        return out, logits
+
+    vw = lib.fastgen_vector_width()
+    p = _pack(wavenet, vw, weight_dtype == torch.bfloat16)
+    w = p.tensors
+    G = w["b_conv"].size(1)
+    H = G // 2
+    cond = wavenet.conditioning(latents, speaker)  # (B, L, G, N)
+    cond += w["b_conv"][None, :, :, None]  # in place: at most two copies alive, as in the reference
+    cond = cond.view(B, L, 2, H, N).permute(0, 4, 1, 2, 3)  # (B, N, L, 2, H): tanh half, sigmoid half
+    cond = (F.pad(cond, (0, p.Hp - H)) if p.Hp > H else cond).contiguous()  # (B, N, L, 2, Hp)
+
+    threads = max(1, int(threads or torch.get_num_threads()))
+    teams = max(1, min(int(teams or default_teams(B, threads)), B, threads))
+    threads = min(threads, teams * (p.Hp // vw))  # a thread without gate channels would only wait
+    args = _Args(
+        batch=B, n_frames=N, hop=hop, n_layers=L, kernel=wavenet.layers[0].kernel_size, n_classes=C,
+        Rp=p.Rp, Hp=p.Hp, Sp=p.Sp, Cp=p.Cp, n_threads=threads, n_teams=teams, bf16=int(weight_dtype == torch.bfloat16),
+        dilations=w["dilations"].data_ptr(), order=order.data_ptr(), n_samples=n_samples.data_ptr(),
+        w_conv=w["w_conv"].data_ptr(), w_out=w["w_out"].data_ptr(), w_head1=w["w_head1"].data_ptr(),
+        w_head2=w["w_head2"].data_ptr(), embedding=w["embedding"].data_ptr(), b_res=w["b_res"].data_ptr(),
+        b_skip=w["b_skip"].data_ptr(), b_head1=w["b_head1"].data_ptr(), b_head2=w["b_head2"].data_ptr(),
+        cond=cond.data_ptr(), uniforms=uniforms.data_ptr() if temperature > 0 else None,
+        temperature=float(temperature), out=out.data_ptr(), logits=logits.data_ptr() if want_logits else None,
+    )  # fmt: skip
+    rc = lib.fastgen_generate(ctypes.byref(args))  # releases the GIL while it runs
+    if rc != 0:
+        _notice(f"audio_vqvae.fastgen: native generator failed (code {rc}: out of memory or threads); using PyTorch")
+        return _reference(wavenet, latents, speaker, lengths, temperature, uniforms, generator), None
+    return out, logits
