@@ -50,16 +50,6 @@ def config_from_checkpoint(state: dict[str, Any]) -> Config:
     return apply_overrides(Config(), state["config"])
 
 
-def load_model(path: str | Path, map_location: str | torch.device = "cpu"):
-    """Rebuild a trained VQVAE from a checkpoint alone; returns ``(model, speakers)``, model in eval mode."""
-    from .model import VQVAE
-
-    state = load_checkpoint(path, map_location)
-    model = VQVAE.from_config(config_from_checkpoint(state).model)
-    model.load_state_dict(state["model"])
-    return model.to(map_location).eval(), list(state.get("speakers", []))
-
-
 def rng_state() -> dict[str, Any]:
     """Every random-number generator's state, as tensors and plain values (``weights_only``-safe)."""
     np_state = np.random.get_state()

@@ -54,6 +54,110 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def load_model(args: argparse.Namespace):
+    """The checkpoint's model on the chosen device (auto: a GPU when there is one)."""
+    import torch
+
+    from .model import VQVAE
+
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return VQVAE.load(args.ckpt, map_location=device)
+
+
+def generation_options(args: argparse.Namespace) -> dict:
+    return {
+        "force": args.force,
+        "batch_size": args.batch_size,
+        "chunk_frames": args.chunk_frames,
+        "temperature": args.temperature,
+        "seed": args.seed,
+    }
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    """Convert audio files to target speakers' voices."""
+    from .jobs import convert_job, generate_speech, read_pairs
+
+    if bool(args.pairs) == bool(args.files):
+        raise ValueError("give audio files with --speaker, or --pairs FILE (not both)")
+    if args.pairs:
+        if args.speaker:
+            raise ValueError("--speaker applies to files; a --pairs file names each target speaker")
+        jobs = read_pairs(args.pairs, args.out)
+    else:
+        if not args.speaker:
+            raise ValueError("--speaker is required with audio files (or use --pairs FILE)")
+        jobs = [convert_job(f, args.speaker, args.out) for f in args.files]
+    model = load_model(args)
+    written = generate_speech(model, jobs, chunk_seconds=args.chunk_seconds, **generation_options(args))
+    print(f"wrote {len(written)} files to {args.out}")
+    return 0
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    """Convert each file to its own speaker (listening checks)."""
+    from .jobs import generate_speech, reconstruct_jobs
+
+    jobs = reconstruct_jobs(args.out, args.files, args.manifest, args.speaker)
+    model = load_model(args)
+    written = generate_speech(model, jobs, chunk_seconds=args.chunk_seconds, **generation_options(args))
+    print(f"wrote {len(written)} files to {args.out}")
+    return 0
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    """Write discrete tokens of audio files."""
+    from .jobs import encode_files
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    model = load_model(args)
+    meta = encode_files(
+        model,
+        args.out,
+        args.files,
+        args.manifest,
+        formats=formats,
+        dedup=args.dedup,
+        vectors=args.vectors,
+        force=args.force,
+        chunk_seconds=args.chunk_seconds,
+        batch_seconds=args.batch_seconds,
+    )
+    print(f"wrote {', '.join(formats)} tokens to {args.out} (metadata {meta})")
+    return 0
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    """Speech from a units file with any speaker."""
+    from .jobs import decode_units
+
+    model = load_model(args)
+    written = decode_units(
+        model, args.units, args.speaker, args.out, durations=args.durations, **generation_options(args)
+    )
+    print(f"wrote {len(written)} files to {args.out}")
+    return 0
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ckpt", required=True, metavar="CKPT", help="trained checkpoint (EXP/last.pt, best.pt, ...)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default auto: a GPU if there is one)")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+
+
+def add_generation_arguments(p: argparse.ArgumentParser, encodes: bool = True) -> None:
+    p.add_argument("--batch-size", type=int, default=8, help="utterances generated together (default 8)")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature; 0 is greedy (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampling (default 0)")
+    p.add_argument(
+        "--chunk-frames", type=int, default=250, help="frames generated per chunk; bounds memory (default 250)"
+    )
+    if encodes:
+        p.add_argument("--chunk-seconds", type=float, default=4.0, help="encoder window in seconds (default 4)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="audio-vqvae",
@@ -81,6 +185,83 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-resume", dest="resume", action="store_const", const=False, help="refuse an EXP with last.pt")
     p.add_argument("--stop-at", type=int, metavar="STEP", help="stop after this step; run again to resume")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "convert",
+        help="convert speech to other speakers' voices",
+        description="Encode each file and generate it with a target speaker's voice, in batches. Inputs: any format "
+        "and rate soundfile reads; outputs: 16-bit WAV at the model rate, OUT/<id>_to_<speaker>.wav.",
+    )
+    add_model_arguments(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--speaker", help="target speaker (name from the checkpoint, or id) for all files")
+    p.add_argument(
+        "--pairs",
+        metavar="FILE",
+        help="lines 'source_path target_speaker [output_name]' (tab-separated if paths hold spaces; "
+        "relative paths are relative to FILE's folder)",
+    )
+    add_generation_arguments(p)
+    p.add_argument("files", nargs="*", metavar="FILE", help="audio files")
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser(
+        "reconstruct",
+        help="re-synthesise speech with each file's own speaker",
+        description="convert with each utterance's own speaker, for listening checks: from a --manifest's rows, or "
+        "plain files of one --speaker. Outputs OUT/<id>.wav.",
+    )
+    add_model_arguments(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--manifest", metavar="M.jsonl", help="prepared manifest; each row names its speaker")
+    p.add_argument("--speaker", help="the speaker of plain files")
+    add_generation_arguments(p)
+    p.add_argument("files", nargs="*", metavar="FILE", help="audio files")
+    p.set_defaults(func=cmd_reconstruct)
+
+    p = sub.add_parser(
+        "encode",
+        help="extract discrete tokens",
+        description="Write the tokens of audio files (or a manifest's rows) to OUT, with tokens.json describing "
+        "them: npy/<id>.npy (int16), units.txt (id|u1 u2 ...; durations.txt with --dedup), units.jsonl, "
+        "vectors/<id>.txt (ZeroSpeech: one frame per line). Long files are encoded in exact chunks.",
+    )
+    add_model_arguments(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--manifest", metavar="M.jsonl", help="prepared manifest (ids from its rows)")
+    p.add_argument("--format", default="units", help="comma-separated: units, npy, jsonl, vectors (default units)")
+    p.add_argument("--dedup", action="store_true", help="merge repeated units; run lengths go alongside")
+    p.add_argument(
+        "--vectors",
+        default="quantized",
+        choices=["quantized", "continuous"],
+        help="vectors format: codebook vectors, or encoder outputs before quantization (default quantized)",
+    )
+    p.add_argument("--chunk-seconds", type=float, default=4.0, help="encoder window in seconds (default 4)")
+    p.add_argument(
+        "--batch-seconds", type=float, default=16.0, help="padded audio per encoder pass (default 16; more on a GPU)"
+    )
+    p.add_argument("files", nargs="*", metavar="FILE", help="audio files (id: the name without its extension)")
+    p.set_defaults(func=cmd_encode)
+
+    p = sub.add_parser(
+        "decode",
+        help="speech from discrete tokens",
+        description="Generate speech from units with one speaker's voice: a units.txt (plain frames, or "
+        "de-duplicated with --durations or tokens.json + durations.txt beside it), a units.jsonl, or a folder "
+        "of .npy files. Outputs OUT/<id>.wav.",
+    )
+    add_model_arguments(p)
+    p.add_argument("--units", required=True, metavar="FILE", help="units.txt, units.jsonl, or a folder of .npy")
+    p.add_argument("--durations", metavar="FILE", help="run lengths of de-duplicated units (id|d1 d2 ...)")
+    p.add_argument("--speaker", required=True, help="speaker name (from the checkpoint) or id")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    add_generation_arguments(p, encodes=False)
+    p.set_defaults(func=cmd_decode)
+
+    from .evaluate_cli import add_parser as add_evaluate_parser
+
+    add_evaluate_parser(sub)
     return parser
 
 

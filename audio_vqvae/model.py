@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -41,6 +43,18 @@ class VQVAEOutput:
             "vq/codes_used": self.codes_used,
             "vq/dead_codes": self.dead_codes,
         }
+
+
+class SpeakerError(ValueError):
+    """A speaker name or id the model does not know; the message lists the known ones."""
+
+
+SpeakerLike = int | str | Tensor | Sequence[int | str]
+
+
+def _known(names: list[str], limit: int = 12) -> str:
+    shown = ", ".join(names[:limit])
+    return f"{shown}, ... ({len(names) - limit} more)" if len(names) > limit else shown
 
 
 def as_batch(wav: Tensor) -> Tensor:
@@ -85,6 +99,9 @@ class VQVAE(nn.Module):
         self.mu_law_classes = mu_law_classes
         self.jitter_probability = jitter_probability
         self.config: ModelConfig | None = None  # set by from_config; checkpoints store it
+        self.speakers: list[str] = []  # name of each decoder speaker id; set by load
+        self.checkpoint: Path | None = None  # the file load read
+        self.checkpoint_step: int | None = None  # its training step
 
     @classmethod
     def from_config(cls, cfg: ModelConfig) -> VQVAE:
@@ -100,6 +117,72 @@ class VQVAE(nn.Module):
         model = cls(encoder, quantizer, decoder, cfg.sample_rate, cfg.mu_law_classes, cfg.jitter_probability)
         model.config = cfg
         return model
+
+    @classmethod
+    def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> VQVAE:
+        """Rebuild a trained model from a checkpoint alone (config, weights and speaker names are inside).
+
+        Args:
+            path: a checkpoint written by training (``EXP/last.pt``, ``best.pt``, ``step_N.pt``).
+            map_location: device to load onto ("cpu", "cuda", ...).
+        Returns:
+            The model in eval mode on that device, with ``speakers``, ``checkpoint`` and ``checkpoint_step`` set.
+        Raises:
+            CheckpointError: naming the file, when it is missing, unreadable or not ours.
+        """
+        from .checkpoint import config_from_checkpoint, load_checkpoint
+
+        state = load_checkpoint(path, map_location)
+        model = cls.from_config(config_from_checkpoint(state).model)
+        model.load_state_dict(state["model"])
+        model.speakers = [str(s) for s in state.get("speakers", [])]
+        model.checkpoint = Path(path)
+        model.checkpoint_step = int(state["step"]) if "step" in state else None
+        return model.to(map_location).eval()
+
+    def speaker_ids(self, speaker: SpeakerLike, batch: int) -> Tensor:
+        """Decoder speaker ids of a batch from names or ids.
+
+        A str is a speaker name from ``self.speakers``; a str of digits that is not a name is an id.
+
+        Args:
+            speaker: one name or id for the whole batch, or one per utterance (sequence or (B,) tensor).
+            batch: B.
+        Returns:
+            (B,) int64 ids on the CPU.
+        Raises:
+            SpeakerError: an unknown name, an id out of range, or a list of the wrong length.
+        """
+        if isinstance(speaker, Tensor):
+            ids = speaker.detach().to("cpu", torch.long).reshape(-1)
+        else:
+            items = [speaker] if isinstance(speaker, (int, str)) else list(speaker)
+            ids = torch.tensor([self._speaker_id(s) for s in items], dtype=torch.long)
+        if ids.numel() == 1:
+            ids = ids.expand(batch)
+        if ids.numel() != batch:
+            raise SpeakerError(f"got {ids.numel()} speakers for {batch} utterances")
+        n = self.decoder.n_speakers
+        bad = [int(i) for i in ids if not 0 <= int(i) < n]
+        if bad:
+            raise SpeakerError(f"speaker ids must be in [0, {n}) (this model has {n} speakers), got {bad[0]}")
+        return ids
+
+    def _speaker_id(self, speaker: int | str) -> int:
+        if isinstance(speaker, bool) or not isinstance(speaker, (int, str)):
+            raise SpeakerError(f"a speaker is a name or an int id, got {speaker!r}")
+        if isinstance(speaker, int):
+            return speaker
+        if speaker in self.speakers:
+            return self.speakers.index(speaker)
+        if speaker.isdigit():
+            return int(speaker)
+        if not self.speakers:
+            raise SpeakerError(
+                f"unknown speaker '{speaker}': this model has no speaker names (build it with VQVAE.load); "
+                f"use an id in 0..{self.decoder.n_speakers - 1}"
+            )
+        raise SpeakerError(f"unknown speaker '{speaker}'; known ({len(self.speakers)}): {_known(self.speakers)}")
 
     @property
     def hop_length(self) -> int:
@@ -146,7 +229,7 @@ class VQVAE(nn.Module):
     def decode(
         self,
         codes: Tensor,
-        speaker: Tensor | int,
+        speaker: SpeakerLike,
         lengths: Tensor | None = None,
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
@@ -155,7 +238,8 @@ class VQVAE(nn.Module):
 
         Args:
             codes: (B, N) or (N,) int64 codes, padded past each utterance's length.
-            speaker: (B,) int64 speaker ids, or one id for the whole batch.
+            speaker: one speaker for the whole batch or one per utterance: names (str) or ids
+                (int, list, or (B,) int64 tensor); see ``speaker_ids``.
             lengths: (B,) frames of each utterance; None: all N.
             temperature: sampling temperature; 0 is greedy.
         Returns:
@@ -167,9 +251,7 @@ class VQVAE(nn.Module):
             raise ValueError(
                 f"codes must be in [0, {self.quantizer.codebook_size}), got {int(codes.min())}..{int(codes.max())}"
             )
-        speaker = torch.as_tensor(speaker, dtype=torch.long, device=codes.device)
-        if speaker.dim() == 0:
-            speaker = speaker.expand(codes.size(0))
+        speaker = self.speaker_ids(speaker, codes.size(0)).to(codes.device)
         latents = self.quantizer.dequantize(codes)  # (B, D, N)
         classes = self.decoder.generate(latents, speaker, lengths, temperature, generator)  # (B, N * hop)
         wav = mu_law_decode(classes, self.mu_law_classes)

@@ -90,10 +90,14 @@ def main() -> None:
         dec = B * T / time_steps(decoder_step(dtype), args.steps, device)
         print(f"{name:9} {full:20,.0f} {dec:23,.0f} {full / dec:13.2f}")
     if device == "cuda":
-        print(f"peak CUDA memory {torch.cuda.max_memory_allocated() / 2**20:,.0f} MiB "
-              f"({torch.cuda.max_memory_allocated() / 2**10 / (B * T):.1f} KiB per training sample)")
-    print(f"peak resident memory {rss_mib():,.0f} MiB ({(rss_mib() - base) * 1024 / (B * T):.1f} KiB per training "
-          "sample above the model and data)")
+        print(
+            f"peak CUDA memory {torch.cuda.max_memory_allocated() / 2**20:,.0f} MiB "
+            f"({torch.cuda.max_memory_allocated() / 2**10 / (B * T):.1f} KiB per training sample)"
+        )
+    print(
+        f"peak resident memory {rss_mib():,.0f} MiB ({(rss_mib() - base) * 1024 / (B * T):.1f} KiB per training "
+        "sample above the model and data)"
+    )
 
 
 if __name__ == "__main__":

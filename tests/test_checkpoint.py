@@ -11,7 +11,6 @@ import torch
 from audio_vqvae.checkpoint import (
     CheckpointError,
     load_checkpoint,
-    load_model,
     prune_checkpoints,
     rng_state,
     save_checkpoint,
@@ -58,8 +57,8 @@ def test_model_rebuilds_from_checkpoint_alone(tmp_path):
     torch.manual_seed(0)
     model = VQVAE.from_config(cfg.model)
     save_checkpoint(tmp_path / "m.pt", {"config": to_dict(cfg), "speakers": ["a", "b"], "model": model.state_dict()})
-    loaded, speakers = load_model(tmp_path / "m.pt")
-    assert speakers == ["a", "b"] and not loaded.training
+    loaded = VQVAE.load(tmp_path / "m.pt")
+    assert loaded.speakers == ["a", "b"] and not loaded.training
     for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert torch.equal(a, b), k
     wav = torch.randn(1, 640) * 0.1

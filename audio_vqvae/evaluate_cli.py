@@ -1,0 +1,217 @@
+"""``audio-vqvae evaluate units|conversion``: load a prepared corpus folder, run ``evaluate``, write JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+from .alignment import PhoneSegment, read_phone_table, read_textgrid
+from .audio import load_audio
+from .evaluate import (
+    ConversionPair,
+    evaluate_conversion,
+    evaluate_units,
+    format_conversion_report,
+    format_units_report,
+)
+from .fileio import atomic_write_text
+from .manifest import SPLITS, ManifestError, Utterance, read_manifest
+from .model import VQVAE
+from .prepare import normalize_text
+
+
+def spread(rows: list[Utterance], limit: int | None) -> list[Utterance]:
+    """At most ``limit`` rows, taken round robin over the speakers so every speaker is in (deterministic)."""
+    if limit is None or len(rows) <= limit:
+        return list(rows)
+    by_speaker: dict[str, list[Utterance]] = defaultdict(list)
+    for row in rows:
+        by_speaker[row.speaker].append(row)
+    picked: list[Utterance] = []
+    while len(picked) < limit:
+        for speaker in sorted(by_speaker):
+            if by_speaker[speaker] and len(picked) < limit:
+                picked.append(by_speaker[speaker].pop(0))
+    return picked
+
+
+def split_rows(data_dir: Path, split: str, limit: int | None = None) -> list[Utterance]:
+    """Rows of ``DIR/<split>.jsonl``, at most ``limit`` spread over the speakers."""
+    rows = read_manifest(data_dir / f"{split}.jsonl")
+    if not rows:
+        raise ManifestError(f"{data_dir / f'{split}.jsonl'}: no utterances")
+    return spread(rows, limit)
+
+
+def read_alignments(path: Path, ids: set[str]) -> dict[str, list[PhoneSegment]]:
+    """A phone table file, or a folder of ``<id>.TextGrid`` files (searched recursively)."""
+    if path.is_dir():
+        found = {p.stem: p for p in path.rglob("*.TextGrid") if p.stem in ids}
+        return {uid: read_textgrid(p) for uid, p in found.items()}
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: alignments not found (a phone table file or a folder of TextGrids)")
+    return {k: v for k, v in read_phone_table(path).items() if k in ids}
+
+
+def items(rows: list[Utterance], model: VQVAE, max_seconds: float | None = None) -> list[tuple[str, torch.Tensor, str]]:
+    """(id, (T,) waveform at the model rate, speaker) for each row, cropped to ``max_seconds``."""
+    out = []
+    for row in rows:
+        wav = load_audio(row.path, model.sample_rate, min_samples=model.hop_length)
+        if max_seconds:
+            wav = wav[: int(max_seconds * model.sample_rate)]
+        out.append((row.id, wav, row.speaker))
+    return out
+
+
+def cmd_units(args: argparse.Namespace) -> int:
+    data = Path(args.data)
+    from .cli import load_model  # the CLI's --device handling; imported late (cli imports this module)
+
+    model = load_model(args)
+    train_rows = split_rows(data, args.train_split, args.max_utterances)
+    eval_rows = split_rows(data, args.eval_split, args.max_utterances)
+    alignments = read_alignments(Path(args.alignments or data / "phones.tsv"), {r.id for r in train_rows + eval_rows})
+    if not alignments:
+        raise ManifestError(f"{args.alignments or data / 'phones.tsv'}: no alignment for any evaluated utterance")
+    result = evaluate_units(
+        model,
+        items(train_rows, model),
+        items(eval_rows, model),
+        alignments,
+        exclude_silence=args.exclude_silence,
+        abx_context=args.abx_context,
+        abx_representation=args.abx_representation,
+        seed=args.seed,
+    )
+    result["checkpoint"] = str(args.ckpt)
+    return write_report(result, format_units_report(result), args.out)
+
+
+def conversion_pairs(
+    rows: list[Utterance], speakers: list[str], n_sources: int, targets: list[str] | None, seed: int
+) -> list[tuple[Utterance, str]]:
+    """(source row, target speaker) pairs: ``n_sources`` sources over the speakers, each converted to
+    every target speaker (default: 2 other speakers drawn per source), never to its own speaker."""
+    rng = random.Random(seed)
+    sources = spread(rows, n_sources)
+    pairs = []
+    for row in sources:
+        candidates = [s for s in (targets or speakers) if s != row.speaker]
+        chosen = candidates if targets else rng.sample(candidates, min(2, len(candidates)))
+        pairs += [(row, t) for t in chosen]
+    return pairs
+
+
+def read_pair_file(path: Path, rows: dict[str, Utterance]) -> list[tuple[Utterance, str]]:
+    """Lines ``source_id target_speaker``; ids are utterance ids of the corpus manifests."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: pairs file not found")
+    pairs = []
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        parts = line.split()
+        if not parts or parts[0].startswith("#"):
+            continue
+        if len(parts) < 2 or parts[0] not in rows:
+            raise ManifestError(f"{path}:{lineno}: expected 'utterance_id target_speaker' with an id of the corpus")
+        pairs.append((rows[parts[0]], parts[1]))
+    return pairs
+
+
+def cmd_conversion(args: argparse.Namespace) -> int:
+    data = Path(args.data)
+    from .cli import load_model  # the CLI's --device handling; imported late (cli imports this module)
+
+    model = load_model(args)
+    manifests = [data / f"{split}.jsonl" for split in SPLITS if (data / f"{split}.jsonl").is_file()]
+    all_rows = {r.id: r for m in manifests for r in read_manifest(m)}
+    if args.pairs:
+        pairs = read_pair_file(Path(args.pairs), all_rows)
+    else:
+        targets = args.targets.split(",") if args.targets else None
+        pairs = conversion_pairs(split_rows(data, args.split), model.speakers, args.n_sources, targets, args.seed)
+    for _, target in pairs:
+        model.speaker_ids([target], 1)  # unknown names fail here, listing the known ones
+    # A parallel target: the target speaker's reading of the same text, where the corpus has one.
+    by_text = {(r.speaker, normalize_text(r.text)): r for r in all_rows.values() if r.text}
+    sources = items([row for row, _ in pairs], model, args.max_seconds)
+    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(args.seed)
+    converted = convert_all(model, [w for _, w, _ in sources], [t for _, t in pairs], args, generator)
+    conv_pairs = []
+    for (row, target), (_, wav, _), out in zip(pairs, sources, converted):
+        parallel = by_text.get((target, normalize_text(row.text))) if row.text else None
+        target_wav = items([parallel], model, args.max_seconds)[0][1] if parallel else None
+        conv_pairs.append(ConversionPair(out, wav, row.speaker, target, target_wav))
+    real_rows = split_rows(data, args.real_split, args.real_per_speaker * max(1, len(model.speakers)))
+    real = items(real_rows, model, args.max_seconds)
+    recon_sources = sources[: args.reconstructions]
+    recon = convert_all(model, [w for _, w, _ in recon_sources], [s for _, _, s in recon_sources], args, generator)
+    result = evaluate_conversion(
+        model, conv_pairs, real, reconstructions=list(zip([w for _, w, _ in recon_sources], recon)), seed=args.seed
+    )
+    result["checkpoint"] = str(args.ckpt)
+    return write_report(result, format_conversion_report(result), args.out)
+
+
+def convert_all(model, wavs, speakers, args, generator) -> list[torch.Tensor]:
+    if not wavs:
+        return []
+    from .inference import convert
+
+    return convert(model, wavs, speakers, batch_size=args.batch_size, temperature=args.temperature, generator=generator)
+
+
+def write_report(result: dict, table: str, out: str | None) -> int:
+    print(table)
+    if out:
+        atomic_write_text(Path(out), json.dumps(result, indent=2, default=float) + "\n")
+        print(f"wrote {out}")
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``evaluate`` subcommand and its two tasks."""
+    p = sub.add_parser("evaluate", help="measure what a model learned: units or voice conversion")
+    tasks = p.add_subparsers(dest="task", metavar="TASK", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--ckpt", required=True, help="trained checkpoint")
+    common.add_argument("--data", required=True, metavar="DIR", help="prepared corpus folder (data_prep layout)")
+    common.add_argument("--out", metavar="REPORT.json", help="write the metrics as JSON")
+    common.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    common.add_argument("--seed", type=int, default=0)
+
+    u = tasks.add_parser(
+        "units",
+        parents=[common],
+        help="phone-mapping accuracy, purity, PNMI, ABX, bitrate, beside an MFCC k-means baseline",
+    )
+    u.add_argument("--train-split", default="train", help="split that maps codes to phones and fits k-means")
+    u.add_argument("--eval-split", default="test", help="held-out split that is scored")
+    u.add_argument("--alignments", help="phone table or folder of TextGrids (default: DIR/phones.tsv)")
+    u.add_argument("--max-utterances", type=int, default=500, help="per split, spread over the speakers")
+    u.add_argument("--exclude-silence", action="store_true", help="drop silence frames from mapping and purity")
+    u.add_argument("--abx-context", choices=["within", "any"], default="within")
+    u.add_argument("--abx-representation", choices=["vectors", "onehot"], default="vectors")
+    u.set_defaults(func=cmd_units)
+
+    c = tasks.add_parser(
+        "conversion",
+        parents=[common],
+        help="speaker classification, code agreement, MCD of conversions and reconstructions",
+    )
+    c.add_argument("--split", default="test", help="split the source utterances come from")
+    c.add_argument("--pairs", help="file of 'utterance_id target_speaker' lines (default: drawn from --split)")
+    c.add_argument("--n-sources", type=int, default=8, help="source utterances when no --pairs")
+    c.add_argument("--targets", help="comma-separated target speakers (default: 2 others per source)")
+    c.add_argument("--real-split", default="train", help="real speech the speaker classifier learns from")
+    c.add_argument("--real-per-speaker", type=int, default=6)
+    c.add_argument("--reconstructions", type=int, default=4, help="sources also resynthesised with their own speaker")
+    c.add_argument("--max-seconds", type=float, default=6.0, help="crop every utterance to this length")
+    c.add_argument("--batch-size", type=int, default=16)
+    c.add_argument("--temperature", type=float, default=1.0)
+    c.set_defaults(func=cmd_conversion)

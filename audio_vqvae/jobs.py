@@ -1,0 +1,282 @@
+"""File-to-file jobs behind ``convert``, ``reconstruct``, ``encode`` and ``decode``.
+
+Every job checks all its inputs (checkpoint, speakers, audio headers, ids) and claims all its
+outputs before any work: an existing output is an error unless ``force``, and is then left
+byte-identical. Outputs are written atomically (temporary file, then rename).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from .audio import save_audio
+from .inference import input_ids, input_samples, iter_decode, iter_tokens
+from .manifest import ManifestError, read_manifest
+from .model import VQVAE, SpeakerError
+from .tokens import TokenWriter, check_id, file_sha256, model_metadata, output_paths, read_metadata, read_tokens
+from .windows import BATCH_SECONDS, CHUNK_SECONDS
+
+log = logging.getLogger("audio_vqvae.jobs")
+
+
+@dataclass(frozen=True)
+class SpeechJob:
+    """Generate ``output`` from ``source`` (audio) with ``speaker``'s voice."""
+
+    source: Path
+    speaker: str
+    output: Path
+
+
+def read_pairs(path: str | Path, out_dir: str | Path) -> list[SpeechJob]:
+    """Read a pairs file: lines ``source_path target_speaker [output_name]``.
+
+    Fields are separated by tabs when the line has one (so paths may hold spaces), else by
+    whitespace. Blank lines and lines starting with ``#`` are skipped. A relative source path is
+    relative to the pairs file's folder; the output name defaults to ``<id>_to_<speaker>.wav``
+    and gets ``.wav`` when it has no extension.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: pairs file not found")
+    jobs = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = [f.strip() for f in line.split("\t")] if "\t" in line else line.split()
+        if len(fields) not in (2, 3) or not all(fields):
+            raise ValueError(f"{path}:{lineno}: expected 'source_path target_speaker [output_name]', got {line!r}")
+        source = Path(fields[0]) if Path(fields[0]).is_absolute() else path.parent / fields[0]
+        name = fields[2] if len(fields) == 3 else None
+        jobs.append(convert_job(source, fields[1], out_dir, name))
+    if not jobs:
+        raise ValueError(f"{path}: no pairs")
+    return jobs
+
+
+def convert_job(source: str | Path, speaker: str, out_dir: str | Path, name: str | None = None) -> SpeechJob:
+    """One conversion; the output is ``out_dir/<id>_to_<speaker>.wav`` unless ``name`` is given."""
+    if name is None:
+        name = f"{check_id(Path(source).stem)}_to_{speaker}.wav"
+    elif not Path(name).suffix:
+        name += ".wav"
+    check_id(Path(name).stem)
+    if Path(name).name != name:
+        raise ValueError(f"output name {name!r} must be a file name, not a path")
+    return SpeechJob(Path(source), speaker, Path(out_dir) / name)
+
+
+def reconstruct_jobs(
+    out_dir: str | Path, files: Sequence[str] = (), manifest: str | Path | None = None, speaker: str | None = None
+) -> list[SpeechJob]:
+    """Each utterance with its own speaker: from a manifest's rows, or plain files with one ``speaker``."""
+    out = Path(out_dir)
+    if manifest is not None:
+        if files:
+            raise ValueError("give either a --manifest or files, not both")
+        rows = read_manifest(manifest)
+        return [SpeechJob(Path(r.path), r.speaker, out / f"{check_id(r.id)}.wav") for r in rows]
+    if not files:
+        raise ValueError("nothing to reconstruct: give files (with --speaker) or a --manifest")
+    if speaker is None:
+        raise ValueError(
+            "plain files carry no speaker: pass --speaker NAME (the files' speaker), "
+            "or a --manifest whose rows name each utterance's speaker"
+        )
+    ids = input_ids(files)
+    return [SpeechJob(Path(f), speaker, out / f"{uid}.wav") for f, uid in zip(files, ids)]
+
+
+def claim_outputs(paths: Sequence[Path], force: bool) -> None:
+    """Refuse duplicate outputs, and existing ones unless ``force``, before any work."""
+    seen: set[Path] = set()
+    for p in paths:
+        if p in seen:
+            raise ValueError(f"{p}: two inputs would write this output; give them different names")
+        seen.add(p)
+    existing = [p for p in paths if p.exists()]
+    if existing and not force:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise FileExistsError(f"{existing[0]}: already exists{more}; pass --force to overwrite")
+
+
+class RealTimeBar:
+    """A tqdm bar over seconds of audio that shows the real-time factor (compute time / audio time)."""
+
+    def __init__(self, total_samples: int, sample_rate: int, desc: str):
+        self.rate = sample_rate
+        self.start = time.perf_counter()
+        self.done = 0
+        self.bar = tqdm(total=round(total_samples / sample_rate, 2), unit="s", desc=desc, disable=None)
+
+    def __call__(self, samples: int) -> None:
+        self.done += samples
+        self.bar.update(round(samples / self.rate, 2))
+        audio = self.done / self.rate
+        if audio:
+            self.bar.set_postfix(rtf=f"{(time.perf_counter() - self.start) / audio:.3g}")
+
+    def close(self) -> float:
+        """Close the bar; return the real-time factor of the whole run."""
+        self.bar.close()
+        audio = self.done / self.rate
+        return (time.perf_counter() - self.start) / audio if audio else float("nan")
+
+
+def check_speakers(model: VQVAE, jobs: Sequence[SpeechJob]) -> None:
+    """Resolve every job's speaker before any work; an error names the speaker (and the file, for mixed jobs)."""
+    mixed = len({j.speaker for j in jobs}) > 1
+    for speaker in dict.fromkeys(j.speaker for j in jobs):
+        try:
+            model.speaker_ids(speaker, 1)
+        except SpeakerError as e:
+            source = next(j.source for j in jobs if j.speaker == speaker)
+            raise SpeakerError(f"{source}: {e}" if mixed else str(e)) from None
+
+
+def generate_speech(
+    model: VQVAE,
+    jobs: Sequence[SpeechJob],
+    *,
+    force: bool = False,
+    batch_size: int = 8,
+    chunk_seconds: float = CHUNK_SECONDS,
+    chunk_frames: int = 250,
+    temperature: float = 1.0,
+    seed: int | None = 0,
+) -> list[Path]:
+    """Convert (or reconstruct) every job's source to its speaker, writing 16-bit WAVs at the model rate.
+
+    Returns:
+        The outputs written, in job order.
+    """
+    sources = [j.source for j in jobs]
+    speakers = [j.speaker for j in jobs]
+    check_speakers(model, jobs)
+    n_samples = [
+        input_samples(s, model.sample_rate, model.hop_length) // model.hop_length * model.hop_length for s in sources
+    ]
+    claim_outputs([j.output for j in jobs], force)
+    ids = [str(i) for i in range(len(jobs))]
+    codes = [t.codes for t in iter_tokens(model, sources, ids, chunk_seconds=chunk_seconds)]
+    generator = None
+    if seed is not None:
+        generator = torch.Generator(next(model.parameters()).device).manual_seed(seed)
+    bar = RealTimeBar(sum(n_samples), model.sample_rate, "generate")
+    written: dict[int, Path] = {}
+    try:
+        for i, wav in iter_decode(
+            model,
+            codes,
+            speakers,
+            batch_size=batch_size,
+            chunk_frames=chunk_frames,
+            temperature=temperature,
+            generator=generator,
+            progress=bar,
+        ):
+            written[i] = save_audio(jobs[i].output, wav, model.sample_rate, overwrite=force)
+    finally:
+        rtf = bar.close()
+    log.info("%d files, %.1f s of audio, real-time factor %.3g", len(jobs), sum(n_samples) / model.sample_rate, rtf)
+    return [written[i] for i in range(len(jobs))]
+
+
+def encode_files(
+    model: VQVAE,
+    out_dir: str | Path,
+    files: Sequence[str] = (),
+    manifest: str | Path | None = None,
+    *,
+    formats: Sequence[str] = ("units",),
+    dedup: bool = False,
+    vectors: str = "quantized",
+    force: bool = False,
+    chunk_seconds: float = CHUNK_SECONDS,
+    batch_seconds: float = BATCH_SECONDS,
+) -> Path:
+    """Write the tokens of audio files (or of a manifest's rows) in the chosen formats.
+
+    Returns:
+        The metadata file ``tokens.json``.
+    """
+    if manifest is not None:
+        if files:
+            raise ValueError("give either a --manifest or files, not both")
+        rows = read_manifest(manifest)
+        if not rows:
+            raise ManifestError(f"{manifest}: no utterances")
+        sources, ids = [r.path for r in rows], [check_id(r.id) for r in rows]
+    elif files:
+        sources, ids = list(files), input_ids(files)
+    else:
+        raise ValueError("nothing to encode: give files or a --manifest")
+    if vectors not in ("quantized", "continuous"):
+        raise ValueError(f"--vectors must be quantized or continuous, got {vectors!r}")
+    for s in sources:
+        input_samples(s, model.sample_rate, model.hop_length)  # unreadable or short files fail before any work
+    claim_outputs(output_paths(out_dir, ids, formats, dedup), force)
+    latents = vectors if "vectors" in formats else None
+    metadata = model_metadata(model) | {"vectors": latents}
+    start, audio = time.perf_counter(), 0
+    with TokenWriter(out_dir, formats, dedup, model.quantizer.codebook_size) as writer:
+        tokens = iter_tokens(
+            model, sources, ids, latents=latents, chunk_seconds=chunk_seconds, batch_seconds=batch_seconds
+        )
+        for t in tqdm(tokens, total=len(ids), unit="file", desc="encode", disable=None):
+            writer.add(t)
+            audio += t.codes.numel() * model.hop_length
+        path = writer.close(metadata)
+    seconds = audio / model.sample_rate
+    log.info("%d files, %.1f s of audio, %.0fx real time", len(ids), seconds, seconds / (time.perf_counter() - start))
+    return path
+
+
+def decode_units(
+    model: VQVAE,
+    units: str | Path,
+    speaker: str,
+    out_dir: str | Path,
+    *,
+    durations: str | Path | None = None,
+    force: bool = False,
+    **options,
+) -> list[Path]:
+    """Speech from a units file (plain frames, or de-duplicated with durations) with one speaker.
+
+    Writes ``out_dir/<id>.wav`` per utterance; ``options`` as in ``generate_speech``.
+    """
+    rows = read_tokens(units, durations)
+    if not rows:
+        raise ValueError(f"{units}: no utterances")
+    K = model.quantizer.codebook_size
+    for uid, codes in rows:
+        check_id(uid)
+        if codes.numel() == 0:
+            raise ValueError(f"{units}: utterance {uid!r} has no units")
+        if int(codes.min()) < 0 or int(codes.max()) >= K:
+            raise ValueError(f"{units}: utterance {uid!r} has units outside [0, {K}) of this model's codebook")
+    meta = read_metadata(Path(units) if Path(units).is_dir() else Path(units).parent)
+    checkpoint = (meta or {}).get("checkpoint") or {}
+    if model.checkpoint is not None and checkpoint.get("sha256"):
+        if checkpoint["sha256"] != file_sha256(model.checkpoint):
+            log.warning("%s: units come from another checkpoint (%s)", units, checkpoint.get("path"))
+    model.speaker_ids(speaker, 1)
+    outputs = [Path(out_dir) / f"{uid}.wav" for uid, _ in rows]
+    claim_outputs(outputs, force)
+    seed = options.pop("seed", 0)
+    generator = None if seed is None else torch.Generator(next(model.parameters()).device).manual_seed(seed)
+    bar = RealTimeBar(sum(c.numel() for _, c in rows) * model.hop_length, model.sample_rate, "generate")
+    try:
+        for i, wav in iter_decode(model, [c for _, c in rows], speaker, generator=generator, progress=bar, **options):
+            save_audio(outputs[i], wav, model.sample_rate, overwrite=force)
+    finally:
+        bar.close()
+    return outputs

@@ -1,0 +1,372 @@
+"""Discrete units on disk: de-duplication, utterance ids, and the formats downstream tools read.
+
+Formats, all in one output folder, each written by the same code that reads it back:
+
+- ``npy/<id>.npy``: the frame codes of one utterance, int16 (int32 when K > 32768).
+- ``units.txt``: one line per utterance, ``id|u1 u2 u3 ...`` (fairseq / textlesslib). De-duplicated
+  units have their run lengths in ``durations.txt``, same ids in the same order, ``id|d1 d2 ...``.
+- ``units.jsonl``: one JSON object per line, ``{"id", "units"}``, plus ``"durations"`` when de-duplicated.
+- ``vectors/<id>.txt``: one frame per line, space-separated floats (ZeroSpeech 2019/2021 layout):
+  the codebook vectors of the codes, or the encoder's outputs before quantization.
+- ``tokens.json``: what the integers mean (codebook size, hop, frame rate, sample rate, checkpoint).
+
+Utterance ids: a file's id is its name without the last extension (``a.b c.wav`` -> ``a.b c``).
+Dots and spaces are fine everywhere. Rejected, with an error naming the id: empty ids, ``.``/``..``,
+``/`` or ``\\`` (ids are file names), ``|`` (the units separator), control characters such as
+newlines and tabs, and leading or trailing whitespace (text formats would not keep it visibly).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from . import __version__
+from .fileio import atomic_write, atomic_write_text
+
+METADATA = "tokens.json"
+UNITS = "units.txt"
+DURATIONS = "durations.txt"
+JSONL = "units.jsonl"
+NPY_DIR = "npy"
+VECTORS_DIR = "vectors"
+FORMATS = ("npy", "units", "jsonl", "vectors")
+
+
+class TokenFormatError(ValueError):
+    """A malformed token file or an id a format cannot hold; the message names the file or id."""
+
+
+@dataclass
+class Tokens:
+    """The units of one utterance.
+
+    Attributes:
+        id: utterance id.
+        codes: (N,) int64 frame codes.
+        latents: (N, D) float32 vectors (quantized or continuous), or None.
+    """
+
+    id: str
+    codes: Tensor
+    latents: Tensor | None = None
+
+
+def deduplicate(codes: Tensor) -> tuple[Tensor, Tensor]:
+    """Merge runs of equal codes (textlesslib's ``unique_consecutive(return_counts=True)``).
+
+    Args:
+        codes: (N,) int codes.
+    Returns:
+        units (M,) and durations (M,) int64, M <= N, ``expand(units, durations) == codes``.
+    """
+    units, durations = torch.unique_consecutive(codes, return_counts=True)
+    return units, durations
+
+
+def expand(units: Tensor, durations: Tensor) -> Tensor:
+    """Inverse of ``deduplicate``: (M,) units repeated (M,) times each -> (N,) frame codes."""
+    if units.shape != durations.shape:
+        raise TokenFormatError(f"{units.numel()} units but {durations.numel()} durations")
+    if durations.numel() and int(durations.min()) < 1:
+        raise TokenFormatError(f"durations must be >= 1, got {int(durations.min())}")
+    return torch.repeat_interleave(units, durations)
+
+
+def check_id(uid: str) -> str:
+    """Return ``uid`` if every format can hold it; raise TokenFormatError naming it otherwise."""
+    bad = None
+    if not uid or uid in (".", ".."):
+        bad = "not a usable name"
+    elif "/" in uid or "\\" in uid:
+        bad = "'/' and '\\' cannot appear (ids are file names)"
+    elif "|" in uid:
+        bad = "'|' cannot appear (units files separate the id with it)"
+    elif any(ord(ch) < 32 or ord(ch) == 127 for ch in uid):
+        bad = "control characters (newline, tab, ...) cannot appear"
+    elif uid != uid.strip():
+        bad = "leading or trailing whitespace is not allowed"
+    if bad:
+        raise TokenFormatError(f"utterance id {uid!r}: {bad}")
+    return uid
+
+
+def id_from_path(path: str | os.PathLike[str]) -> str:
+    """Utterance id of an audio file: its name without the last extension."""
+    return check_id(Path(path).stem)
+
+
+# ---- writing ------------------------------------------------------------------------------------
+def output_paths(out_dir: str | Path, ids: Iterable[str], formats: Iterable[str], dedup: bool) -> list[Path]:
+    """Every file an encode run will write, metadata included, so existing ones can be refused first."""
+    out = Path(out_dir)
+    formats = list(formats)
+    paths = [out / METADATA]
+    if "units" in formats:
+        paths += [out / UNITS] + ([out / DURATIONS] if dedup else [])
+    if "jsonl" in formats:
+        paths.append(out / JSONL)
+    ids = list(ids)
+    if "npy" in formats:
+        paths += [out / NPY_DIR / f"{uid}.npy" for uid in ids]
+    if "vectors" in formats:
+        paths += [out / VECTORS_DIR / f"{uid}.txt" for uid in ids]
+    return paths
+
+
+def units_line(uid: str, values: Iterable[int]) -> str:
+    """``id|v1 v2 ...``"""
+    return f"{uid}|{' '.join(str(int(v)) for v in values)}"
+
+
+def save_npy(path: str | Path, codes: Tensor, codebook_size: int) -> Path:
+    """Codes (N,) as int16 (int32 if K > 32768), written atomically."""
+    dtype = np.int16 if codebook_size <= 2**15 else np.int32
+    array = codes.cpu().numpy().astype(dtype)
+    return atomic_write(path, lambda f: np.save(f, array))
+
+
+def save_vectors(path: str | Path, vectors: Tensor) -> Path:
+    """(N, D) floats as text, one frame per line; 9 significant digits keep float32 values exact."""
+    lines = [" ".join(f"{v:.9g}" for v in row) for row in vectors.cpu().float().tolist()]
+    return atomic_write_text(path, "".join(line + "\n" for line in lines))
+
+
+class TokenWriter:
+    """Write the chosen formats for a stream of utterances; text files appear only when complete.
+
+    Use as a context manager: ``add`` each utterance, and ``close(metadata)`` at the end moves the
+    text files into place and writes ``tokens.json``. On an error the partial text files are removed.
+
+    Args:
+        out_dir: output folder (created).
+        formats: any of ``FORMATS``.
+        dedup: de-duplicate units in ``units.txt`` and ``units.jsonl`` (durations written alongside).
+        codebook_size: K, for the .npy integer type.
+    """
+
+    def __init__(self, out_dir: str | Path, formats: Iterable[str], dedup: bool, codebook_size: int):
+        self.out = Path(out_dir)
+        self.formats = list(dict.fromkeys(formats))
+        unknown = [f for f in self.formats if f not in FORMATS]
+        if unknown or not self.formats:
+            raise TokenFormatError(
+                f"unknown token format(s) {', '.join(unknown) or '(none)'}; known: {', '.join(FORMATS)}"
+            )
+        self.dedup = dedup
+        self.codebook_size = codebook_size
+        self.count = 0
+        self.out.mkdir(parents=True, exist_ok=True)
+        names = []
+        if "units" in self.formats:
+            names += [UNITS] + ([DURATIONS] if dedup else [])
+        if "jsonl" in self.formats:
+            names.append(JSONL)
+        self._text = {n: open(self.out / f".{n}.partial", "w", encoding="utf-8") for n in names}
+
+    def add(self, tokens: Tokens) -> None:
+        uid = check_id(tokens.id)
+        codes = tokens.codes.reshape(-1).long().cpu()
+        if "npy" in self.formats:
+            save_npy(self.out / NPY_DIR / f"{uid}.npy", codes, self.codebook_size)
+        if "vectors" in self.formats:
+            if tokens.latents is None:
+                raise TokenFormatError(f"utterance {uid!r}: the vectors format needs latents")
+            save_vectors(self.out / VECTORS_DIR / f"{uid}.txt", tokens.latents)
+        units, durations = deduplicate(codes) if self.dedup else (codes, None)
+        if UNITS in self._text:
+            self._text[UNITS].write(units_line(uid, units.tolist()) + "\n")
+        if DURATIONS in self._text:
+            self._text[DURATIONS].write(units_line(uid, durations.tolist()) + "\n")
+        if JSONL in self._text:
+            record = {"id": uid, "units": units.tolist()}
+            if durations is not None:
+                record["durations"] = durations.tolist()
+            self._text[JSONL].write(json.dumps(record, ensure_ascii=False) + "\n")
+        self.count += 1
+
+    def close(self, metadata: dict) -> Path:
+        """Move the text files into place and write the metadata; returns the metadata's path."""
+        for name, f in self._text.items():
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
+            os.replace(self.out / f".{name}.partial", self.out / name)
+        self._text = {}
+        meta = {**metadata, "formats": self.formats, "deduplicated": self.dedup, "utterances": self.count}
+        return atomic_write_text(self.out / METADATA, json.dumps(meta, indent=2) + "\n")
+
+    def abort(self) -> None:
+        for name, f in self._text.items():
+            f.close()
+            (self.out / f".{name}.partial").unlink(missing_ok=True)
+        self._text = {}
+
+    def __enter__(self) -> TokenWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None or self._text:
+            self.abort()
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def model_metadata(model) -> dict:
+    """What a consumer needs to interpret the integers: sizes, rates and the checkpoint's identity."""
+    checkpoint = None
+    if model.checkpoint is not None:
+        checkpoint = {
+            "path": str(Path(model.checkpoint).resolve()),
+            "sha256": file_sha256(model.checkpoint),
+            "step": model.checkpoint_step,
+        }
+    return {
+        "format_version": 1,
+        "codebook_size": model.quantizer.codebook_size,
+        "dim": model.quantizer.dim,
+        "hop_length": model.hop_length,
+        "sample_rate": model.sample_rate,
+        "frame_rate": model.sample_rate / model.hop_length,
+        "checkpoint": checkpoint,
+        "audio_vqvae_version": __version__,
+    }
+
+
+# ---- reading ------------------------------------------------------------------------------------
+def _parse_line(path: Path, lineno: int, line: str) -> tuple[str, list[int]]:
+    uid, sep, rest = line.partition("|")
+    if not sep:
+        raise TokenFormatError(f"{path}:{lineno}: expected 'id|u1 u2 ...', got {line[:60]!r}")
+    try:
+        values = [int(v) for v in rest.split()]
+    except ValueError:
+        raise TokenFormatError(f"{path}:{lineno}: units must be integers separated by spaces") from None
+    return uid, values
+
+
+def read_units(path: str | Path) -> list[tuple[str, Tensor]]:
+    """Read ``id|u1 u2 ...`` lines as written (units, or durations); ids must be unique.
+
+    Returns:
+        (id, (M,) int64) pairs in file order.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: units file not found")
+    rows, seen = [], set()
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        uid, values = _parse_line(path, lineno, line)
+        if uid in seen:
+            raise TokenFormatError(f"{path}:{lineno}: duplicate utterance id {uid!r}")
+        seen.add(uid)
+        rows.append((uid, torch.tensor(values, dtype=torch.long)))
+    return rows
+
+
+def read_units_with_durations(units_path: str | Path, durations_path: str | Path) -> list[tuple[str, Tensor]]:
+    """De-duplicated units and their run lengths -> (id, (N,) frame codes) pairs."""
+    units, durations = read_units(units_path), read_units(durations_path)
+    if [u for u, _ in units] != [u for u, _ in durations]:
+        raise TokenFormatError(f"{durations_path}: ids differ from those of {units_path} (or their order)")
+    out = []
+    for (uid, u), (_, d) in zip(units, durations):
+        try:
+            out.append((uid, expand(u, d)))
+        except TokenFormatError as e:
+            raise TokenFormatError(f"{durations_path}: utterance {uid!r}: {e}") from None
+    return out
+
+
+def read_jsonl(path: str | Path) -> list[tuple[str, Tensor]]:
+    """``units.jsonl`` -> (id, (N,) frame codes) pairs, expanded by ``durations`` when present."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: units file not found")
+    rows, seen = [], set()
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            uid, units = record["id"], torch.tensor(record["units"], dtype=torch.long)
+            durations = record.get("durations")
+            codes = units if durations is None else expand(units, torch.tensor(durations, dtype=torch.long))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+            raise TokenFormatError(f"{path}:{lineno}: not a units record ({type(e).__name__}: {e})") from None
+        if uid in seen:
+            raise TokenFormatError(f"{path}:{lineno}: duplicate utterance id {uid!r}")
+        seen.add(uid)
+        rows.append((uid, codes))
+    return rows
+
+
+def read_npy_dir(folder: str | Path) -> list[tuple[str, Tensor]]:
+    """Every ``<id>.npy`` in a folder, sorted by id -> (id, (N,) int64 codes) pairs."""
+    folder = Path(folder)
+    files = sorted(folder.glob("*.npy"))
+    if not files:
+        raise FileNotFoundError(f"{folder}: no .npy files")
+    return [(f.stem, torch.from_numpy(np.load(f).astype(np.int64)).reshape(-1)) for f in files]
+
+
+def read_vectors(path: str | Path) -> Tensor:
+    """A ``vectors/<id>.txt`` file -> (N, D) float32."""
+    return torch.from_numpy(np.loadtxt(path, dtype=np.float32, ndmin=2))
+
+
+def codes_from_vectors(vectors: Tensor, codebook: Tensor) -> Tensor:
+    """Nearest codebook entry of each (N, D) vector -> (N,) int64 (exact for quantized vectors)."""
+    from .quantizer import nearest_codes
+
+    return nearest_codes(vectors.float(), codebook.float().cpu())
+
+
+def read_metadata(folder: str | Path) -> dict | None:
+    """``tokens.json`` of a folder, or None when there is none."""
+    path = Path(folder) / METADATA
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise TokenFormatError(f"{path}: not valid JSON ({e.msg})") from None
+
+
+def read_tokens(path: str | Path, durations: str | Path | None = None) -> list[tuple[str, Tensor]]:
+    """Frame codes from any units source: a folder of .npy files, ``units.jsonl``, or ``units.txt``.
+
+    A units text file is read with ``durations`` when given, else with ``durations.txt`` beside it
+    when the folder's ``tokens.json`` says the units are de-duplicated, else as plain frames.
+
+    Returns:
+        (id, (N,) int64 frame codes) pairs.
+    """
+    path = Path(path)
+    if durations is not None and (path.is_dir() or path.suffix == ".jsonl"):
+        raise TokenFormatError(f"{path}: durations apply to a units text file, not to .npy files or JSON lines")
+    if path.is_dir():
+        return read_npy_dir(path)
+    if path.suffix == ".jsonl":
+        return read_jsonl(path)
+    if durations is None:
+        meta = read_metadata(path.parent)
+        if meta and meta.get("deduplicated") and (path.parent / DURATIONS).is_file():
+            durations = path.parent / DURATIONS
+    return read_units(path) if durations is None else read_units_with_durations(path, durations)

@@ -1,0 +1,75 @@
+"""`audio-vqvae evaluate units|conversion` end to end on the synthetic corpus with a tiny trained model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from audio_vqvae.config import experiment_config
+from audio_vqvae.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(synthetic_corpus, tmp_path_factory) -> Path:
+    overrides = {
+        "model": {"quantizer": {"kmeans_init": True}},
+        "data": {"segment_length": 1024, "batch_size": 4, "num_workers": 0, "valid_utterances": 2},
+        "train": {"steps": 4, "log_every": 4, "valid_every": 4, "audio_every": None, "checkpoint_every": 4},
+    }
+    return train(
+        experiment_config("tiny", overrides), synthetic_corpus, tmp_path_factory.mktemp("eval") / "exp"
+    ).last_checkpoint
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "audio_vqvae", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_evaluate_units_reports_model_and_mfcc_baseline(checkpoint, synthetic_corpus, tmp_path):
+    report = tmp_path / "units.json"
+    out = cli("evaluate", "units", "--ckpt", str(checkpoint), "--data", str(synthetic_corpus), "--out", str(report),
+              "--abx-context", "any", "--max-utterances", "12")  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(report.read_text())
+    for system in ("model", "baseline"):
+        r = result[system]
+        assert 0 <= r["phone_accuracy"] <= 1 and 0 <= r["pnmi"] <= 1 and r["bitrate"] > 0
+        assert r["abx_within"] is not None
+    # the MFCC k-means baseline finds phone structure in the synthetic corpus
+    assert result["baseline"]["phone_accuracy"] > result["baseline"]["majority_phone_accuracy"]
+    assert "baseline" in out.stdout and "pnmi" in out.stdout.lower()
+
+
+def test_evaluate_conversion_reports_speaker_content_and_spectral_metrics(checkpoint, synthetic_corpus, tmp_path):
+    report = tmp_path / "conv.json"
+    out = cli("evaluate", "conversion", "--ckpt", str(checkpoint), "--data", str(synthetic_corpus), "--out",
+              str(report), "--n-sources", "2", "--max-seconds", "0.3", "--reconstructions", "1",
+              "--real-per-speaker", "4", "--temperature", "0")  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(report.read_text())
+    assert len(result["pairs"]) == 4  # 2 sources x 2 other speakers
+    assert 0 <= result["speaker"]["target_rate"] <= 1 and result["speaker"]["classifier_accuracy"] > 0.5
+    assert 0 <= result["content"]["code_agreement"] <= 1
+    assert result["content"]["n_parallel"] == 4  # the synthetic corpus is parallel: every target read the sentence
+    assert result["reconstruction"]["mcd"] > 0
+
+
+def test_evaluate_errors_are_one_line(checkpoint, synthetic_corpus, tmp_path):
+    out = cli("evaluate", "conversion", "--ckpt", str(checkpoint), "--data", str(synthetic_corpus),
+              "--targets", "nobody")  # fmt: skip
+    assert out.returncode == 2 and "nobody" in out.stderr and out.stderr.strip().count("\n") == 0
+    out = cli("evaluate", "units", "--ckpt", str(checkpoint), "--data", str(synthetic_corpus),
+              "--alignments", str(tmp_path / "none.tsv"))  # fmt: skip
+    assert out.returncode == 2 and "none.tsv" in out.stderr
+    out = cli("evaluate", "units", "--ckpt", str(tmp_path / "missing.pt"), "--data", str(synthetic_corpus))
+    assert out.returncode == 2 and "missing.pt" in out.stderr

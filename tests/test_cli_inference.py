@@ -1,0 +1,125 @@
+"""convert, reconstruct, encode and decode from the command line: outputs, round trips, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import soundfile as sf
+from trained_tiny import trained_checkpoint, write_tone
+
+from audio_vqvae import VQVAE
+from audio_vqvae.cli import main
+from audio_vqvae.inference import extract_tokens
+from audio_vqvae.manifest import Utterance, write_manifest
+from audio_vqvae.tokens import read_jsonl, read_npy_dir, read_tokens
+
+
+@pytest.fixture(scope="session")
+def checkpoint(prepared_corpus, tmp_path_factory):
+    return trained_checkpoint(prepared_corpus, tmp_path_factory.mktemp("trained"))
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    """Two short files, ids with dots and spaces; the second at another rate."""
+    return [write_tone(tmp_path / "in" / "utt 1.v2.wav", 0.06), write_tone(tmp_path / "in" / "b.flac", 0.05, 22050)]
+
+
+def run(capsys, *args) -> tuple[int, str]:
+    capsys.readouterr()
+    code = main([str(a) for a in args])
+    return code, capsys.readouterr().err.strip()
+
+
+def one_line_error(capsys, command: str, *args) -> str:
+    code, err = run(capsys, command, *args)
+    assert code == 2 and err.count("\n") == 0 and err.startswith(f"audio-vqvae {command}: error: "), err
+    return err
+
+
+def test_convert_writes_each_file_at_the_model_rate_and_never_overwrites(checkpoint, inputs, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, err = run(capsys, "convert", "--ckpt", checkpoint, "--speaker", "spk2", "--out", out, *inputs)
+    assert code == 0, err
+    at_16k = math.ceil(sf.info(inputs[1]).frames * 16000 / 22050)  # b.flac, resampled
+    for path, n in [(out / "utt 1.v2_to_spk2.wav", 960), (out / "b_to_spk2.wav", at_16k)]:
+        info = sf.info(path)
+        assert info.samplerate == 16000 and info.frames == n // 64 * 64
+    target = out / "b_to_spk2.wav"
+    before = target.read_bytes()
+    err = one_line_error(capsys, "convert", "--ckpt", checkpoint, "--speaker", "spk2", "--out", out, inputs[1])
+    assert str(target) in err and "--force" in err
+    assert target.read_bytes() == before
+    code, _ = run(capsys, "convert", "--ckpt", checkpoint, "--speaker", "spk2", "--out", out, "--force", inputs[1])
+    assert code == 0
+
+
+def test_pairs_file_converts_to_several_speakers_at_once(checkpoint, inputs, tmp_path, capsys):
+    pairs = tmp_path / "in" / "pairs.txt"
+    pairs.write_text(f"# source, speaker, name\nutt 1.v2.wav\tspk0\tfirst\n{inputs[1]} spk1\n{inputs[1]} 2 again.wav\n")
+    code, err = run(
+        capsys, "convert", "--ckpt", checkpoint, "--pairs", pairs, "--out", tmp_path / "o", "--batch-size", 2
+    )
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["again.wav", "b_to_spk1.wav", "first.wav"]
+
+
+def test_one_line_errors_name_the_speaker_checkpoint_and_file(checkpoint, inputs, tmp_path, capsys):
+    args = ["--out", tmp_path / "o", inputs[0]]
+    err = one_line_error(capsys, "convert", "--ckpt", checkpoint, "--speaker", "bob", *args)
+    assert "unknown speaker 'bob'" in err and "spk0, spk1, spk2" in err
+    err = one_line_error(capsys, "convert", "--ckpt", tmp_path / "missing.pt", "--speaker", "spk0", *args)
+    assert f"{tmp_path / 'missing.pt'}: checkpoint not found" in err
+    bad = tmp_path / "in" / "broken.wav"
+    bad.write_bytes(b"RIFF not really a wav file")
+    err = one_line_error(capsys, "convert", "--ckpt", checkpoint, "--speaker", "spk0", "--out", tmp_path / "o", bad)
+    assert f"{bad}: cannot read audio" in err
+    err = one_line_error(capsys, "encode", "--ckpt", checkpoint, "--out", tmp_path / "t", inputs[0], bad)
+    assert str(bad) in err
+    err = one_line_error(capsys, "reconstruct", "--ckpt", checkpoint, "--out", tmp_path / "r", inputs[0])
+    assert "--speaker" in err and "--manifest" in err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "t").exists()  # nothing written on any error
+
+
+def test_reconstruct_takes_each_speaker_from_the_manifest(checkpoint, inputs, tmp_path, capsys):
+    rows = [
+        Utterance("u.1", str(inputs[0]), "spk2", 0.06, 16000, 960),
+        Utterance("u 2", "in/b.flac", "spk0", 0.05, 22050, 1102),
+    ]
+    manifest = write_manifest(tmp_path / "m.jsonl", rows)
+    code, err = run(capsys, "reconstruct", "--ckpt", checkpoint, "--manifest", manifest, "--out", tmp_path / "r")
+    assert code == 0, err
+    assert sf.info(tmp_path / "r" / "u.1.wav").frames == 960 // 64 * 64
+    assert sf.info(tmp_path / "r" / "u 2.wav").frames == math.ceil(1102 * 16000 / 22050) // 64 * 64
+    rows[1].speaker = "nobody"
+    write_manifest(manifest, rows)
+    err = one_line_error(capsys, "reconstruct", "--ckpt", checkpoint, "--manifest", manifest, "--out", tmp_path / "r2")
+    assert "b.flac: unknown speaker 'nobody'" in err
+
+
+def test_encode_formats_agree_and_decode_speaks_them(checkpoint, inputs, tmp_path, capsys):
+    tok = tmp_path / "tok"
+    code, err = run(
+        capsys, "encode", "--ckpt", checkpoint, "--out", tok, "--format", "units,npy,jsonl,vectors", "--dedup", *inputs
+    )
+    assert code == 0, err
+    model = VQVAE.load(checkpoint)
+    expected = {t.id: t.codes for t in extract_tokens(model, inputs)}
+    assert sorted(expected) == ["b", "utt 1.v2"]
+    for rows in (read_tokens(tok / "units.txt"), read_jsonl(tok / "units.jsonl"), read_npy_dir(tok / "npy")):
+        assert {uid: codes.tolist() for uid, codes in rows} == {k: v.tolist() for k, v in expected.items()}
+    meta = json.loads((tok / "tokens.json").read_text())
+    assert meta["codebook_size"] == 32 and meta["hop_length"] == 64 and meta["frame_rate"] == 250
+    assert meta["sample_rate"] == 16000 and meta["checkpoint"]["step"] == 8 and len(meta["checkpoint"]["sha256"]) == 64
+    assert meta["deduplicated"] and meta["vectors"] == "quantized"
+    for source in (tok / "units.txt", tok / "units.jsonl", tok / "npy"):
+        out = tmp_path / f"speech_{source.name}"
+        code, err = run(capsys, "decode", "--ckpt", checkpoint, "--units", source, "--speaker", "spk1", "--out", out)
+        assert code == 0, err
+        for uid, codes in expected.items():
+            info = sf.info(out / f"{uid}.wav")
+            assert info.samplerate == 16000 and info.frames == codes.numel() * 64
+    err = one_line_error(capsys, "encode", "--ckpt", checkpoint, "--out", tok, inputs[0])
+    assert str(tok / "tokens.json") in err

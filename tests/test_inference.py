@@ -1,0 +1,126 @@
+"""Using a trained model from Python: VQVAE.load, speaker names, exact chunked encoding, batched conversion."""
+
+from __future__ import annotations
+
+import pytest
+import soundfile as sf
+import torch
+from trained_tiny import trained_checkpoint, write_tone
+
+from audio_vqvae import VQVAE
+from audio_vqvae.audio import mu_law_decode
+from audio_vqvae.config import apply_overrides, preset
+from audio_vqvae.inference import convert, decode_tokens, extract_tokens
+from audio_vqvae.model import SpeakerError
+from audio_vqvae.synthesis import clock_period, decode_chunked
+from audio_vqvae.windows import encode_chunked, plan_windows
+
+
+@pytest.fixture(scope="session")
+def checkpoint(prepared_corpus, tmp_path_factory):
+    return trained_checkpoint(prepared_corpus, tmp_path_factory.mktemp("trained"))
+
+
+@pytest.fixture(scope="session")
+def model(checkpoint):
+    return VQVAE.load(checkpoint)
+
+
+def test_load_restores_speakers_and_names_work_like_ids(model, checkpoint):
+    assert not model.training and model.speakers == ["spk0", "spk1", "spk2"]
+    assert model.checkpoint == checkpoint and model.checkpoint_step == 8
+    codes = torch.randint(0, model.quantizer.codebook_size, (2, 3))
+    by_id = model.decode(codes, torch.tensor([2, 0]), temperature=0)
+    assert torch.equal(model.decode(codes, ["spk2", "spk0"], temperature=0), by_id)
+    assert torch.equal(model.decode(codes[:1], "spk1", temperature=0), model.decode(codes[:1], 1, temperature=0))
+    with pytest.raises(SpeakerError, match=r"unknown speaker 'bob'; known \(3\): spk0, spk1, spk2$"):
+        model.decode(codes, "bob")
+    many = VQVAE.from_config(apply_overrides(preset("tiny"), {"decoder": {"n_speakers": 40}}))
+    many.speakers = [f"p{i:03d}" for i in range(40)]
+    with pytest.raises(SpeakerError, match=r"known \(40\): p000, .*p011, \.\.\. \(28 more\)"):
+        many.speaker_ids("p999", 1)
+
+
+def test_windows_cover_every_frame_once():
+    for n_samples in (64, 1000, 64 * 250 + 17, 16000 * 7):
+        windows = plan_windows(0, n_samples, 64, (191, 191), chunk_frames=100)
+        frames = [f for w in windows for f in range(w.first, w.last)]
+        assert frames == list(range(n_samples // 64))
+        for w in windows:
+            assert w.start % 64 == 0 and w.start <= max(0, w.first * 64 - 191)
+            assert w.end == n_samples or w.end >= w.last * 64 + 191
+
+
+def test_chunked_encoding_equals_whole_file_encoding_on_a_long_random_signal():
+    """The default encoder on 20 s of noise: every chunking gives the codes of one whole-file pass."""
+    torch.manual_seed(0)
+    model = VQVAE.from_config(preset("paper")).eval()
+    wav = torch.randn(20 * 16000 + 123) * 0.3
+    z = model.encoder(wav.view(1, 1, -1)).detach()[0]  # (D, N)
+    with torch.no_grad():  # a codebook of the signal's own latents, so the codes vary from frame to frame
+        model.quantizer.codebook.copy_(z[:, torch.randperm(z.size(1))[:512]].t())
+    whole = model.encode(wav)[0]
+    assert whole.numel() == wav.numel() // 64 and whole.unique().numel() > 200
+    for chunk, batch in [(1.0, 4.0), (0.37, 100.0), (3.3, 1.0), (100.0, 100.0)]:
+        (out,) = encode_chunked(model, [wav], chunk_seconds=chunk, batch_seconds=batch, latents="continuous")
+        assert torch.equal(out.codes, whole), (chunk, batch)
+        assert torch.allclose(out.latents, z.t(), atol=1e-5, rtol=0)
+
+
+def test_encoder_passes_hold_at_most_the_batch_budget(model, monkeypatch):
+    sizes = []
+    forward = model.encoder.forward
+    monkeypatch.setattr(
+        model.encoder, "forward", lambda wav, lengths=None: sizes.append(wav.shape) or forward(wav, lengths)
+    )
+    wavs = [torch.randn(n) * 0.1 for n in (16000 * 12, 3000, 16000 * 2, 700)]
+    encoded = list(encode_chunked(model, iter(wavs), chunk_seconds=1.0, batch_seconds=3.0))
+    assert [e.index for e in encoded] == [0, 1, 2, 3]
+    assert [e.codes.numel() for e in encoded] == [w.numel() // 64 for w in wavs]
+    assert all(b * t <= 3 * 16000 for b, _, t in sizes) and len(sizes) >= 6
+
+
+def test_chunked_generation_equals_one_uninterrupted_pass():
+    """Chunk by chunk (caches carried, clock wrapped), each row gets the samples of generating it alone."""
+    torch.manual_seed(0)
+    model = VQVAE.from_config(apply_overrides(preset("tiny"), {"decoder": {"layers_per_stack": 8}})).eval()
+    assert clock_period(model.decoder) == 128  # the buffer clock wraps every 2 frames: chunks of 3 test it
+    codes = torch.randint(0, 32, (3, 9))
+    lengths, speakers = torch.tensor([9, 4, 7]), torch.tensor([0, 3, 1])
+    uniforms = torch.rand(3, 9 * 64)
+    outs = decode_chunked(model, codes, speakers, lengths, chunk_frames=3, uniforms=uniforms)
+    greedy = decode_chunked(model, codes, speakers, lengths, chunk_frames=2, temperature=0, one_pass_bytes=0)
+    for b in range(3):
+        n = int(lengths[b])
+        latents = model.quantizer.dequantize(codes[b : b + 1, :n])
+        alone = model.decoder.generate(latents, speakers[b : b + 1], uniforms=uniforms[b : b + 1, : n * 64])
+        assert torch.equal(outs[b], mu_law_decode(alone[0])) and alone.unique().numel() > 20
+        assert torch.equal(greedy[b], model.decode(codes[b : b + 1, :n], int(speakers[b]), temperature=0)[0, 0])
+
+
+def test_convert_gives_the_right_length_and_rate_for_several_speakers(model, tmp_path):
+    a = write_tone(tmp_path / "a.wav", 0.1)
+    b = write_tone(tmp_path / "b.flac", 0.08, rate=22050, f0=120.0)  # another format and rate: resampled
+    c = torch.randn(1000) * 0.1
+    outs = convert(model, [a, b, c], ["spk0", "spk2", 1], batch_size=2, generator=torch.Generator().manual_seed(0))
+    n_b = sf.info(b).frames * 16000 // 22050 + 1  # torchaudio's resampled length: ceil(T * 16000 / 22050)
+    assert [o.numel() for o in outs] == [1600 // 64 * 64, n_b // 64 * 64, 1000 // 64 * 64]
+    assert all(o.dtype == torch.float32 and o.abs().max() <= 1 for o in outs)
+    same_codes = decode_tokens(model, [torch.arange(6)] * 3, ["spk0", "spk1", "spk2"], temperature=0)
+    assert all(o.numel() == 6 * 64 for o in same_codes)
+    assert not torch.equal(same_codes[0], same_codes[1]) and not torch.equal(same_codes[1], same_codes[2])
+
+
+def test_extract_tokens_names_utterances_and_gives_vectors(model, tmp_path):
+    a = write_tone(tmp_path / "x.y z.wav", 0.2)
+    b = write_tone(tmp_path / "second.wav", 0.1, f0=240.0)
+    quantized = extract_tokens(model, [a, b], latents="quantized")
+    assert [t.id for t in quantized] == ["x.y z", "second"]
+    for t, path in zip(quantized, [a, b]):
+        assert torch.equal(t.codes, model.encode(torch.from_numpy(sf.read(path, dtype="float32")[0]))[0])
+        assert torch.equal(t.latents, model.quantizer.codebook[t.codes])
+    continuous = extract_tokens(model, [a, b], latents="continuous")
+    for q, c in zip(quantized, continuous):
+        assert torch.equal(model.quantizer.quantize(c.latents.t().unsqueeze(0))[0], q.codes)
+    with pytest.raises(ValueError, match="also that of"):
+        extract_tokens(model, [a, tmp_path / "sub" / "x.y z.wav"])

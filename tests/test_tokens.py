@@ -1,0 +1,129 @@
+"""Token formats: de-duplication, utterance ids, and round trips of every format (ids with dots and spaces)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from audio_vqvae.tokens import (
+    DURATIONS,
+    JSONL,
+    METADATA,
+    NPY_DIR,
+    UNITS,
+    VECTORS_DIR,
+    TokenFormatError,
+    Tokens,
+    TokenWriter,
+    check_id,
+    codes_from_vectors,
+    deduplicate,
+    expand,
+    id_from_path,
+    read_jsonl,
+    read_npy_dir,
+    read_tokens,
+    read_units,
+    read_units_with_durations,
+    read_vectors,
+)
+
+IDS = ["a.b", "utt 1", "spk0 x.y.final", "plain"]
+
+
+def runs(n: int, seed: int) -> torch.Tensor:
+    """(n,) codes with runs of random lengths, as a slow encoder output looks."""
+    gen = torch.Generator().manual_seed(seed)
+    values = torch.randint(0, 8, (n,), generator=gen)
+    lengths = torch.randint(1, 5, (n,), generator=gen)
+    return torch.repeat_interleave(values, lengths)[:n]
+
+
+def test_dedup_and_expand_are_inverses():
+    cases = [runs(200, s) for s in range(5)] + [torch.tensor([3]), torch.tensor([5, 5, 5]), torch.tensor([1, 2, 1, 2])]
+    for codes in cases:
+        units, durations = deduplicate(codes)
+        assert torch.equal(expand(units, durations), codes)
+        assert (units[1:] != units[:-1]).all() and (durations >= 1).all() and durations.sum() == codes.numel()
+        again = deduplicate(expand(units, durations))
+        assert torch.equal(again[0], units) and torch.equal(again[1], durations)
+    with pytest.raises(TokenFormatError, match="durations must be >= 1"):
+        expand(torch.tensor([1, 2]), torch.tensor([1, 0]))
+
+
+def test_ids_come_from_file_names_and_bad_ids_are_named():
+    assert id_from_path("/data/a.b c.wav") == "a.b c"
+    assert id_from_path("x.flac") == "x" and id_from_path("noext") == "noext"
+    for uid in ["a.b", "utt 1", "é ü"]:
+        assert check_id(uid) == uid
+    for bad in ["a|b", "a/b", "a\\b", "a\nb", "tab\there", " lead", "trail ", "", ".."]:
+        with pytest.raises(TokenFormatError) as e:
+            check_id(bad)
+        assert repr(bad) in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("dedup", [False, True])
+def test_every_format_round_trips_the_same_integers(tmp_path, dedup):
+    K = 512
+    codebook = torch.randn(K, 16)
+    tokens = []
+    for i, uid in enumerate(IDS):
+        codes = runs(50 + 37 * i, i) * 60 + i  # up to 481: needs more than 8 bits
+        tokens.append(Tokens(uid, codes, codebook[codes]))
+    with TokenWriter(tmp_path, ["npy", "units", "jsonl", "vectors"], dedup, K) as writer:
+        for t in tokens:
+            writer.add(t)
+        writer.close({"codebook_size": K})
+    expected = [(t.id, t.codes) for t in tokens]
+
+    def same(rows):
+        assert [r[0] for r in rows] == [e[0] for e in expected]
+        for (_, got), (_, want) in zip(rows, expected):
+            assert got.dtype == torch.long and torch.equal(got, want)
+
+    if dedup:
+        same(read_units_with_durations(tmp_path / UNITS, tmp_path / DURATIONS))
+        assert len(read_units(tmp_path / UNITS)[0][1]) < tokens[0].codes.numel()  # really de-duplicated
+    else:
+        same(read_units(tmp_path / UNITS))
+        assert not (tmp_path / DURATIONS).exists()
+    same(read_tokens(tmp_path / UNITS))  # durations found through tokens.json when de-duplicated
+    same(read_jsonl(tmp_path / JSONL))
+    same(sorted(read_npy_dir(tmp_path / NPY_DIR), key=lambda r: IDS.index(r[0])))
+    assert np.load(tmp_path / NPY_DIR / "utt 1.npy").dtype == np.int16
+    vectors = [(t.id, read_vectors(tmp_path / VECTORS_DIR / f"{t.id}.txt")) for t in tokens]
+    for (_, v), t in zip(vectors, tokens):
+        assert torch.equal(v, t.latents)  # 9 significant digits hold float32 exactly
+    same([(uid, codes_from_vectors(v, codebook)) for uid, v in vectors])
+    meta = json.loads((tmp_path / METADATA).read_text())
+    assert meta["deduplicated"] == dedup and meta["utterances"] == len(IDS) and meta["codebook_size"] == K
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_malformed_files_are_named_with_their_line(tmp_path):
+    bad = tmp_path / "units.txt"
+    bad.write_text("ok|1 2 3\nno separator here\n")
+    with pytest.raises(TokenFormatError, match=r"units.txt:2: expected 'id\|u1 u2 \.\.\.'"):
+        read_units(bad)
+    bad.write_text("a|1 x 3\n")
+    with pytest.raises(TokenFormatError, match="units.txt:1: units must be integers"):
+        read_units(bad)
+    bad.write_text("a|1\na|2\n")
+    with pytest.raises(TokenFormatError, match="duplicate utterance id 'a'"):
+        read_units(bad)
+    durations = tmp_path / "durations.txt"
+    bad.write_text("a|1 2\n")
+    durations.write_text("a|1\n")
+    with pytest.raises(TokenFormatError, match="durations.txt: utterance 'a': 2 units but 1 durations"):
+        read_units_with_durations(bad, durations)
+
+
+def test_a_writer_that_fails_leaves_no_partial_text_files(tmp_path):
+    with pytest.raises(TokenFormatError, match="'a|b'"):
+        with TokenWriter(tmp_path, ["units", "jsonl"], True, 32) as writer:
+            writer.add(Tokens("fine", torch.tensor([1, 1, 2])))
+            writer.add(Tokens("a|b", torch.tensor([1])))
+    assert list(tmp_path.iterdir()) == []
