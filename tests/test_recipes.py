@@ -1,15 +1,23 @@
-"""Recipes run end to end on tiny data: the offline demo at a reduced size."""
+"""Recipes run end to end on tiny data: the offline demo at a reduced size, and every stage of the VCTK
+and unit-discovery recipes on generated stand-ins of each corpus's layout (debug configurations)."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from test_prepare import fake_librispeech, fake_vctk_092
+
 from audio_vqvae.checkpoint import load_checkpoint
+from audio_vqvae.manifest import read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = [".ci/run", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "recipes").glob("*/run.sh"))]
 
 
 def run_script(script: str, *args: str) -> subprocess.CompletedProcess:
@@ -21,15 +29,132 @@ def run_script(script: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", script, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
-def test_demo_runs_at_reduced_size(tmp_path):
-    out = run_script("recipes/demo/run.sh", "--out", str(tmp_path / "demo"), "--steps", "4")
+def ok(out: subprocess.CompletedProcess) -> None:
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+
+
+def test_demo_runs_every_stage_at_reduced_size(tmp_path):
+    exp = tmp_path / "demo"
+    out = run_script("recipes/demo/run.sh", "--out", str(exp), "--conf", "recipes/demo/conf/tiny.yaml", "--steps", "4")
+    ok(out)
     assert "SYNTHETIC" in out.stdout  # the corpus says what it is
-    state = load_checkpoint(tmp_path / "demo" / "model" / "last.pt")
+    for stage in range(1, 7):
+        assert f"== stage {stage}:" in out.stdout
+    state = load_checkpoint(exp / "model" / "last.pt")
     assert state["step"] == 4 and len(state["speakers"]) == 4
+    assert len(list((exp / "converted").glob("*_to_*.wav"))) == 4
+    assert (exp / "tokens" / "units.txt").is_file() and (exp / "tokens" / "durations.txt").is_file()
+    units = json.loads((exp / "eval" / "units.json").read_text())
+    conversion = json.loads((exp / "eval" / "conversion.json").read_text())
+    assert units["abx_context"] == "any" and "baseline" in units and conversion["n_pairs"] == 4
+    report = (exp / "report.md").read_text()
+    assert "SYNTHETIC" in report and "MFCC k-means baseline" in report and "_to_spk01.wav" in report
+    for picture in ("training.png", "code_usage.png", "spectrograms.png"):
+        assert (exp / "figures" / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"figures/{picture}" in report
 
 
 def test_demo_stops_on_a_failing_stage(tmp_path):
     (tmp_path / "demo").mkdir()
     out = run_script("recipes/demo/run.sh", "--out", str(tmp_path / "demo"), "--stage", "2")  # no corpus prepared
     assert out.returncode != 0 and "train.jsonl" in out.stderr
+    assert "== stage 3" not in out.stdout
+
+
+def test_vctk_recipe_every_stage_on_a_fake_vctk_092_tree(tmp_path):
+    corpus = fake_vctk_092(tmp_path / "VCTK-Corpus-0.92")
+    exp = tmp_path / "exp"
+    args = ("--corpus", str(corpus), "--out", str(exp), "--conf", "debug", "--n-sources", "2", "--n-targets", "2")
+    out = run_script("recipes/vctk/run.sh", *args)
+    ok(out)
+    assert "exists, no download" in out.stdout
+    assert len(read_manifest(exp / "data" / "test.jsonl")) > 0
+    assert load_checkpoint(exp / "model" / "last.pt")["step"] == 4
+    pairs = (exp / "pairs.txt").read_text().splitlines()
+    assert len(pairs) == 4 and len(list((exp / "converted").glob("*.wav"))) == 4
+    assert json.loads((exp / "eval" / "conversion.json").read_text())["n_pairs"] == 4
+    # stages run alone, from a later stage on
+    out = run_script("recipes/vctk/run.sh", *args, "--stage", "4", "--stop-stage", "4")
+    ok(out)
+    assert "== stage 4" in out.stdout and "== stage 3" not in out.stdout
+
+
+def test_vctk_recipe_fails_on_a_bad_corpus_and_a_bad_conf(tmp_path):
+    (tmp_path / "empty").mkdir()
+    out = run_script("recipes/vctk/run.sh", "--corpus", str(tmp_path / "empty"), "--out", str(tmp_path / "exp"))
+    assert out.returncode != 0 and "== stage 2" not in out.stdout
+    out = run_script("recipes/vctk/run.sh", "--conf", "huge", "--out", str(tmp_path / "exp"))
+    assert out.returncode == 2 and "paper or debug" in out.stderr
+
+
+def phone_table(corpus: Path, path: Path) -> Path:
+    """A phone alignment for every utterance of the fake LibriSpeech tree (0.5 s each)."""
+    lines = ["id\tstart\tend\tphone"]
+    for k, flac in enumerate(sorted(corpus.rglob("*.flac"))):
+        a, b = ("AH0", "S") if k % 2 else ("IY1", "T")
+        lines += [f"{flac.stem}\t0.0\t0.1\tsil", f"{flac.stem}\t0.1\t0.3\t{a}", f"{flac.stem}\t0.3\t0.5\t{b}"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_units_recipe_every_stage_on_a_fake_librispeech_tree(tmp_path):
+    corpus = fake_librispeech(tmp_path / "LibriSpeech")
+    table = phone_table(corpus, tmp_path / "phones.txt")
+    exp = tmp_path / "exp"
+    args = (
+        "--corpus",
+        str(corpus),
+        "--alignments",
+        str(table),
+        "--out",
+        str(exp),
+        "--conf",
+        "debug",
+        "--splits",
+        "test",
+    )
+    out = run_script("recipes/units/run.sh", *args, "--subset", "train-clean-100 dev-clean")
+    ok(out)
+    assert (exp / "data" / "phones.tsv").is_file()
+    state = load_checkpoint(exp / "model" / "last.pt")
+    assert state["step"] == 4 and state["config"]["model"]["encoder"]["strides"] in ([5, 4, 4, 4], (5, 4, 4, 4))
+    test_ids = {r.id for r in read_manifest(exp / "data" / "test.jsonl")}
+    assert {p.stem for p in (exp / "units" / "test" / "npy").glob("*.npy")} == test_ids
+    units = json.loads((exp / "eval" / "units.json").read_text())
+    assert units["hop_length"] == 320 and "baseline" in units and "model" in units
+    fairseq = exp / "fairseq" / "test"
+    assert {line.split("|")[0] for line in (fairseq / "units.txt").read_text().splitlines()} == test_ids
+    assert (fairseq / "durations.txt").is_file() and json.loads((fairseq / "tokens.json").read_text())["deduplicated"]
+    assert {p.stem for p in (exp / "zerospeech" / "test" / "vectors").glob("*.txt")} == test_ids
+
+
+def test_units_recipe_needs_alignments(tmp_path):
+    corpus = fake_librispeech(tmp_path / "LibriSpeech")
+    out = run_script("recipes/units/run.sh", "--corpus", str(corpus), "--out", str(tmp_path / "exp"))
+    assert out.returncode == 2 and "--alignments" in out.stderr
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_shellcheck(script):
+    out = subprocess.run(["shellcheck", "-x", script], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_pairs_spread_sources_over_speakers_and_never_target_the_source():
+    from audio_vqvae.manifest import Utterance
+    from audio_vqvae.report import choose_pairs
+
+    rows = [Utterance(f"{s}_{k}", f"{s}_{k}.wav", s, 1.0, 16000, 16000) for s in ("a", "b", "c") for k in range(3)]
+    pairs = choose_pairs(rows, ["a", "b", "c"], n_sources=4, n_targets=2)
+    assert [(r.id, t) for r, t in pairs] == [
+        ("a_0", "b"),
+        ("a_0", "c"),
+        ("b_0", "c"),
+        ("b_0", "a"),
+        ("c_0", "a"),
+        ("c_0", "b"),
+        ("a_1", "b"),
+        ("a_1", "c"),
+    ]
+    assert choose_pairs(rows[:3], ["a"], n_sources=2) == []  # one speaker: nothing to convert to

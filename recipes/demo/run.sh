@@ -1,25 +1,31 @@
 #!/usr/bin/env bash
-# Offline demo: build the built-in SYNTHETIC corpus (formant-synthesised, not speech), train a small model.
-# Usage: recipes/demo/run.sh [--stage N] [--stop-stage N] [--out DIR] [--steps N]
-# Stages: 1 prepare the synthetic corpus, 2 train. (Conversion, tokens and evaluation join in later releases.)
+# Offline demo: the built-in SYNTHETIC corpus (formant-synthesised, not speech), a small model, conversions,
+# tokens, evaluation and a report (EXP/report.md with PNG pictures). About 6 minutes on 2 CPU cores.
+# Usage: recipes/demo/run.sh [--stage N] [--stop-stage N] [--out DIR] [--steps N] [--conf FILE]
+# Stages: 1 synthetic corpus, 2 train, 3 convert test utterances to other speakers, 4 extract tokens,
+#         5 evaluate units (vs the MFCC k-means baseline) and conversion, 6 report.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 stage=1
-stop_stage=2
+stop_stage=6
 out=exp/demo
 steps=""
+conf="$here/conf/demo.yaml"
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage) stage=$2; shift 2 ;;
     --stop-stage) stop_stage=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --steps) steps=$2; shift 2 ;;
+    --conf) conf=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
-data="$out/data"
 cd "$root"
+data="$out/data"
+model="$out/model"
+ckpt="$model/last.pt"
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   echo "== stage 1: synthetic corpus (not speech) -> $data"
@@ -27,8 +33,38 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  echo "== stage 2: train -> $out/model (TensorBoard: tensorboard --logdir $out/model/tensorboard)"
+  echo "== stage 2: train -> $model (TensorBoard: tensorboard --logdir $model/tensorboard)"
   extra=()
   if [ -n "$steps" ]; then extra=(--set "train.steps=$steps"); fi
-  audio-vqvae train --preset tiny --config "$here/conf/demo.yaml" --data "$data" --out "$out/model" "${extra[@]}"
+  audio-vqvae train --preset tiny --config "$conf" --data "$data" --out "$model" "${extra[@]}"
+fi
+
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+  echo "== stage 3: convert test utterances to other speakers -> $out/converted"
+  python -m audio_vqvae.report pairs --manifest "$data/test.jsonl" --out "$out/pairs.txt" \
+    --eval-out "$out/eval_pairs.txt" --n-sources 4 --n-targets 1
+  audio-vqvae convert --ckpt "$ckpt" --pairs "$out/pairs.txt" --out "$out/converted" --force
+fi
+
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+  echo "== stage 4: tokens of the test split -> $out/tokens"
+  audio-vqvae encode --ckpt "$ckpt" --manifest "$data/test.jsonl" --format units,jsonl --dedup \
+    --out "$out/tokens" --force
+fi
+
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+  echo "== stage 5: evaluate units and conversion -> $out/eval"
+  mkdir -p "$out/eval"
+  # --abx-context any: the small test split has too few phone triples sharing a context.
+  audio-vqvae evaluate units --ckpt "$ckpt" --data "$data" --abx-context any --out "$out/eval/units.json"
+  audio-vqvae evaluate conversion --ckpt "$ckpt" --data "$data" --pairs "$out/eval_pairs.txt" \
+    --out "$out/eval/conversion.json"
+fi
+
+if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
+  echo "== stage 6: report -> $out/report.md"
+  python -m audio_vqvae.report write --out "$out/report.md" --data "$data" --synthetic \
+    --tensorboard "$model/tensorboard" --units-json "$out/eval/units.json" \
+    --conversion-json "$out/eval/conversion.json" --tokens "$out/tokens" \
+    --converted "$out/converted" --pairs "$out/pairs.txt" --title "audio_vqvae offline demo (synthetic corpus)"
 fi

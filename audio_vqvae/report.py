@@ -1,0 +1,380 @@
+"""Recipe helpers: conversion pair lists, and the demo's markdown report with PNG pictures.
+
+Command line (used by recipes/*/run.sh):
+
+    python -m audio_vqvae.report pairs --manifest DATA/test.jsonl --out PAIRS.txt [--eval-out IDS.txt]
+    python -m audio_vqvae.report write --out EXP/report.md --data DATA --tensorboard EXP/model/tensorboard ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from audio_vqvae.manifest import SPLITS, Utterance, read_manifest, read_speakers
+
+SYNTHETIC_NOTE = (
+    "**The corpus is SYNTHETIC**: formant-synthesised speech-like audio from `data_prep.synthetic`, "
+    "not real speech. The figures below show that the pipeline works end to end; they say nothing "
+    "about quality on real speech."
+)
+
+
+# -- pairs ---------------------------------------------------------------------------------------
+
+
+def choose_pairs(
+    rows: Sequence[Utterance], speakers: Sequence[str], n_sources: int = 4, n_targets: int = 1
+) -> list[tuple[Utterance, str]]:
+    """Held-out sources spread over the speakers, each converted to the next ``n_targets`` speakers.
+
+    Deterministic: sources are taken round-robin over speakers in id order; targets follow the source
+    speaker cyclically in ``speakers`` order (never the source speaker itself).
+
+    Returns:
+        (source row, target speaker) pairs, ``n_sources * n_targets`` at most.
+    """
+    by_speaker: dict[str, list[Utterance]] = {}
+    for row in sorted(rows, key=lambda r: r.id):
+        by_speaker.setdefault(row.speaker, []).append(row)
+    sources: list[Utterance] = []
+    while len(sources) < n_sources and any(by_speaker.values()):
+        for spk in sorted(by_speaker):
+            if by_speaker[spk] and len(sources) < n_sources:
+                sources.append(by_speaker[spk].pop(0))
+    pairs = []
+    for row in sources:
+        others = [s for s in speakers if s != row.speaker]
+        start = speakers.index(row.speaker) if row.speaker in speakers else 0
+        others = sorted(others, key=lambda s: (speakers.index(s) - start) % len(speakers))
+        pairs += [(row, target) for target in others[:n_targets]]
+    return pairs
+
+
+def write_pairs(
+    manifest: Path, out: Path, eval_out: Path | None, n_sources: int, n_targets: int
+) -> list[tuple[Utterance, str]]:
+    """Write ``source_path<TAB>target`` lines (for ``convert --pairs``) and ``id target`` lines (for
+    ``evaluate conversion --pairs``)."""
+    rows = read_manifest(manifest)
+    if not rows:
+        raise ValueError(f"{manifest}: no utterances to convert")
+    speakers_file = manifest.parent / "speakers.txt"
+    speakers = read_speakers(speakers_file) if speakers_file.is_file() else sorted({r.speaker for r in rows})
+    pairs = choose_pairs(rows, speakers, n_sources, n_targets)
+    if not pairs:
+        raise ValueError(f"{manifest}: need at least two speakers to convert between")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(f"{Path(r.path).resolve()}\t{t}\n" for r, t in pairs), encoding="utf-8")
+    if eval_out is not None:
+        eval_out.parent.mkdir(parents=True, exist_ok=True)
+        eval_out.write_text("".join(f"{r.id} {t}\n" for r, t in pairs), encoding="utf-8")
+    return pairs
+
+
+def read_pairs(path: Path) -> list[tuple[Path, str, str]]:
+    """(source path, target speaker, output name) from a ``convert --pairs`` file."""
+    pairs = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split("\t") if "\t" in line else line.split()
+        source = Path(parts[0]) if Path(parts[0]).is_absolute() else path.parent / parts[0]
+        name = parts[2] if len(parts) > 2 else f"{source.stem}_to_{parts[1]}.wav"
+        pairs.append((source, parts[1], name))
+    return pairs
+
+
+# -- pictures ------------------------------------------------------------------------------------
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def log_spectrogram(wav: np.ndarray, n_fft: int = 512, hop: int = 128) -> np.ndarray:
+    """(F, M) log-magnitude spectrogram in dB, Hann window."""
+    if wav.size < n_fft:
+        wav = np.pad(wav, (0, n_fft - wav.size))
+    n = 1 + (wav.size - n_fft) // hop
+    frames = np.stack([wav[i * hop : i * hop + n_fft] for i in range(n)])  # (M, n_fft)
+    mag = np.abs(np.fft.rfft(frames * np.hanning(n_fft), axis=1)).T  # (F, M)
+    return 20 * np.log10(np.maximum(mag, 1e-5))
+
+
+def plot_spectrograms(panels: Sequence[tuple[str, Path]], out: Path) -> Path:
+    """One spectrogram per (title, wav path), stacked."""
+    import soundfile as sf
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.2 * len(panels)), squeeze=False)
+    for ax, (title, path) in zip(axes[:, 0], panels, strict=True):
+        wav, sr = sf.read(path, dtype="float32", always_2d=True)
+        spec = log_spectrogram(wav.mean(axis=1))
+        extent = (0, wav.shape[0] / sr, 0, sr / 2000)
+        ax.imshow(spec, origin="lower", aspect="auto", extent=extent, cmap="magma", vmin=spec.max() - 80)
+        ax.set_title(title, fontsize=9)
+        ax.set_ylabel("kHz")
+    axes[-1, 0].set_xlabel("seconds")
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out
+
+
+def plot_code_usage(counts: Counter, codebook_size: int, out: Path) -> Path:
+    """Frames per code, codes sorted by use (a flat histogram means an evenly used codebook)."""
+    plt = _pyplot()
+    values = np.array(sorted((counts.get(k, 0) for k in range(codebook_size)), reverse=True), dtype=float)
+    total = max(values.sum(), 1.0)
+    fig, ax = plt.subplots(figsize=(8, 2.8))
+    ax.bar(np.arange(codebook_size), 100 * values / total, width=1.0, color="tab:blue")
+    used = int((values > 0).sum())
+    ax.set_title(f"code usage on held-out audio: {used} of {codebook_size} codes used", fontsize=9)
+    ax.set_xlabel("codes, most used first")
+    ax.set_ylabel("% of frames")
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out
+
+
+def read_scalars(logdir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """TensorBoard scalars: tag -> (steps, values)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(logdir), size_guidance={"scalars": 0})
+    acc.Reload()
+    out = {}
+    for tag in acc.Tags().get("scalars", []):
+        events = acc.Scalars(tag)
+        out[tag] = (np.array([e.step for e in events]), np.array([e.value for e in events]))
+    return out
+
+
+def plot_training(scalars: dict[str, tuple[np.ndarray, np.ndarray]], out: Path) -> Path:
+    """Losses (train, validation) and codebook use against steps."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3))
+    for tag, label in (("loss/reconstruction", "train reconstruction"), ("valid/loss", "validation")):
+        if tag in scalars:
+            left.plot(*scalars[tag], marker="." if scalars[tag][0].size < 20 else None, label=label)
+    left.set_xlabel("step")
+    left.set_ylabel("cross-entropy (nats)")
+    left.legend(fontsize=8)
+    left.set_title("loss", fontsize=9)
+    for tag, label in (("vq/codes_used_window", "codes used"), ("vq/perplexity_window", "perplexity")):
+        if tag in scalars:
+            right.plot(*scalars[tag], label=label)
+    right.set_xlabel("step")
+    right.set_title("codebook use, per logging window", fontsize=9)
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out
+
+
+# -- report --------------------------------------------------------------------------------------
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def _num(x: float | None, digits: int = 2) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def units_table(metrics: dict) -> list[str]:
+    model, base = metrics["model"], metrics["baseline"]
+    rows = [
+        ("phone accuracy (%)", "phone_accuracy", _pct),
+        ("phone purity (%)", "phone_purity", _pct),
+        ("cluster purity (%)", "cluster_purity", _pct),
+        ("PNMI", "pnmi", lambda x: _num(x, 3)),
+        (f"ABX within speaker, error (%) [{metrics.get('abx_context')} context]", "abx_within", _pct),
+        (f"ABX across speakers, error (%) [{metrics.get('abx_context')} context]", "abx_across", _pct),
+        ("bitrate (bit/s)", "bitrate", lambda x: _num(x, 1)),
+        ("bitrate, deduplicated (bit/s)", "bitrate_dedup", lambda x: _num(x, 1)),
+        ("codes used", "codes_used", lambda x: "-" if x is None else str(int(x))),
+    ]
+    lines = ["| metric | model | MFCC k-means baseline |", "| --- | ---: | ---: |"]
+    lines += [f"| {name} | {fmt(model.get(key))} | {fmt(base.get(key))} |" for name, key, fmt in rows]
+    lines.append("")
+    lines.append(
+        f"{metrics.get('n_eval_utterances')} held-out utterances ({_num(metrics.get('eval_seconds'), 1)} s), "
+        f"K = {metrics.get('codebook_size')}, frame rate {_num(metrics.get('frame_rate_hz'), 0)} Hz; "
+        f"baseline: {metrics.get('baseline_description')}; majority-phone accuracy "
+        f"{_pct(model.get('majority_phone_accuracy'))} %."
+    )
+    return lines
+
+
+def conversion_table(metrics: dict) -> list[str]:
+    spk, content = metrics.get("speaker", {}), metrics.get("content", {})
+    rec = metrics.get("reconstruction") or {}
+    rows = [
+        ("speaker classifier accuracy on real held-out speech (%)", _pct(spk.get("classifier_accuracy"))),
+        ("conversions classified as the target speaker (%)", _pct(spk.get("target_rate"))),
+        ("conversions classified as the source speaker (%)", _pct(spk.get("source_rate"))),
+        (
+            "code agreement, source vs conversion (%)",
+            f"{_pct(content.get('code_agreement'))} (chance {_pct(content.get('code_agreement_chance'))})",
+        ),
+        ("MCD to the target's parallel reading (dB)", _num(content.get("mcd_target"))),
+        ("MCD source vs target reading, for scale (dB)", _num(content.get("mcd_source_target"))),
+        ("reconstruction MCD (dB)", _num(rec.get("mcd"))),
+        ("reconstruction log-mel distance (dB)", _num(rec.get("log_mel_distance_db"))),
+    ]
+    lines = ["| metric | value |", "| --- | ---: |"]
+    lines += [f"| {name} | {value} |" for name, value in rows]
+    lines += ["", f"{metrics.get('n_pairs')} conversion pairs."]
+    return lines
+
+
+def _all_rows(data: Path) -> list[Utterance]:
+    paths = [data / f"{split}.jsonl" for split in SPLITS]
+    return [r for path in paths if path.is_file() for r in read_manifest(path)]
+
+
+def write_report(
+    out: Path,
+    *,
+    data: Path,
+    tensorboard: Path | None = None,
+    units_json: Path | None = None,
+    conversion_json: Path | None = None,
+    tokens: Path | None = None,
+    converted: Path | None = None,
+    pairs: Path | None = None,
+    title: str = "audio_vqvae demo report",
+    synthetic: bool = False,
+) -> Path:
+    """Write ``out`` (markdown) and its PNG pictures beside it; parts whose inputs are missing are skipped.
+
+    Args:
+        out: the report path, e.g. ``EXP/report.md``; pictures go to ``EXP/figures/``.
+        data: the prepared corpus (manifests), to find each target speaker's reading of the source sentence.
+        tensorboard: the training run's TensorBoard folder (training curves).
+        units_json, conversion_json: outputs of ``audio-vqvae evaluate units|conversion --out``.
+        tokens: an ``audio-vqvae encode`` folder holding units.txt (code usage histogram).
+        converted, pairs: the ``audio-vqvae convert --pairs`` output folder and its pairs file.
+        synthetic: say plainly that the corpus is synthetic.
+    """
+    out = Path(out)
+    figures = out.parent / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    rel = lambda p: Path(p).resolve().relative_to(out.parent.resolve()).as_posix()  # noqa: E731
+    md = [f"# {title}", ""]
+    if synthetic:
+        md += [SYNTHETIC_NOTE, ""]
+    md += [f"Corpus: `{data}`.", ""]
+
+    if tensorboard is not None and Path(tensorboard).is_dir():
+        scalars = read_scalars(Path(tensorboard))
+        if scalars:
+            picture = plot_training(scalars, figures / "training.png")
+            md += ["## Training", "", f"![training curves]({rel(picture)})", ""]
+            for tag in ("loss/reconstruction", "valid/loss", "vq/codes_used_window"):
+                if tag in scalars and scalars[tag][1].size:
+                    steps, values = scalars[tag]
+                    md.append(f"- `{tag}`: {values[0]:.3f} at step {steps[0]} -> {values[-1]:.3f} at step {steps[-1]}")
+            md.append("")
+
+    if units_json is not None and Path(units_json).is_file():
+        md += ["## Units (held-out test split)", "", *units_table(json.loads(Path(units_json).read_text())), ""]
+    if tokens is not None and (Path(tokens) / "units.txt").is_file():
+        from audio_vqvae.tokens import read_metadata, read_tokens
+
+        codes = read_tokens(Path(tokens) / "units.txt")
+        meta = read_metadata(tokens) or {}
+        counts = Counter(int(c) for _, frames in codes for c in frames.tolist())
+        size = int(meta.get("codebook_size") or (max(counts) + 1))
+        picture = plot_code_usage(counts, size, figures / "code_usage.png")
+        md += [f"![code usage]({rel(picture)})", ""]
+        md += [f"Tokens: `{Path(tokens).resolve()}` ({len(codes)} utterances).", ""]
+
+    if conversion_json is not None and Path(conversion_json).is_file():
+        md += ["## Voice conversion", "", *conversion_table(json.loads(Path(conversion_json).read_text())), ""]
+    if pairs is not None and converted is not None and Path(pairs).is_file():
+        rows = _all_rows(Path(data))
+        by_path = {Path(r.path).resolve(): r for r in rows}
+        md += ["Converted audio:", "", "| source | target speaker | converted | target's own reading |"]
+        md += ["| --- | --- | --- | --- |"]
+        picture = None
+        for source, target, name in read_pairs(Path(pairs)):
+            out_wav = Path(converted) / name
+            src_row = by_path.get(source.resolve())
+            reading = None
+            if src_row is not None and src_row.text:
+                same = [r for r in rows if r.speaker == target and r.text == src_row.text]
+                reading = Path(same[0].path) if same else None
+            md.append(
+                f"| `{source.resolve()}` | {target} | `{out_wav.resolve()}`{'' if out_wav.is_file() else ' (missing)'} "
+                f"| {'`' + str(reading.resolve()) + '`' if reading else '-'} |"
+            )
+            if picture is None and out_wav.is_file():
+                src_name = src_row.speaker if src_row else "source"
+                panels = [(f"source ({src_name}): {source.name}", source), (f"converted to {target}", out_wav)]
+                if reading is not None:
+                    panels.append((f"target speaker {target} reading the same sentence: {reading.name}", reading))
+                picture = plot_spectrograms(panels, figures / "spectrograms.png")
+        md.append("")
+        if picture is not None:
+            md += ["Spectrograms of the first pair:", "", f"![spectrograms]({rel(picture)})", ""]
+
+    out.write_text("\n".join(md), encoding="utf-8")
+    return out
+
+
+# -- command line --------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m audio_vqvae.report", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("pairs", help="choose held-out conversion pairs from a manifest")
+    p.add_argument("--manifest", type=Path, required=True, help="e.g. DATA/test.jsonl (speakers.txt beside it)")
+    p.add_argument("--out", type=Path, required=True, help="pairs for `audio-vqvae convert --pairs`")
+    p.add_argument("--eval-out", type=Path, help="pairs for `audio-vqvae evaluate conversion --pairs`")
+    p.add_argument("--n-sources", type=int, default=4)
+    p.add_argument("--n-targets", type=int, default=1, help="target speakers per source")
+    w = sub.add_parser("write", help="write the markdown report and its pictures")
+    w.add_argument("--out", type=Path, required=True, help="report path, e.g. EXP/report.md")
+    w.add_argument("--data", type=Path, required=True, help="prepared corpus folder")
+    w.add_argument("--tensorboard", type=Path)
+    w.add_argument("--units-json", type=Path)
+    w.add_argument("--conversion-json", type=Path)
+    w.add_argument("--tokens", type=Path, help="`audio-vqvae encode` output folder")
+    w.add_argument("--converted", type=Path, help="`audio-vqvae convert` output folder")
+    w.add_argument("--pairs", type=Path, help="the pairs file given to convert")
+    w.add_argument("--title", default="audio_vqvae demo report")
+    w.add_argument("--synthetic", action="store_true", help="say that the corpus is synthetic")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "pairs":
+            pairs = write_pairs(args.manifest, args.out, args.eval_out, args.n_sources, args.n_targets)
+            print(f"wrote {len(pairs)} pairs to {args.out}")
+        else:
+            kwargs = {k: v for k, v in vars(args).items() if k not in ("command", "out")}
+            print(f"wrote {write_report(args.out, **kwargs)}")
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

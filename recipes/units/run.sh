@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Unsupervised phoneme-like unit discovery on LibriSpeech: prepare (with phone alignments you supply),
+# train a VQ-VAE with a coarse hop, a small codebook and time-jitter, extract units, evaluate them
+# against the MFCC k-means baseline, and write them in the fairseq/textlesslib and ZeroSpeech layouts.
+# Usage: recipes/units/run.sh --corpus LIBRISPEECH_DIR --alignments PATH [--stage N] [--stop-stage N]
+#                             [--subset "train-clean-100 dev-clean"] [--out DIR] [--conf units|debug] [--steps N]
+#                             [--splits "train valid test"]
+# Stages: 1 prepare, 2 train, 3 extract frame units of every split, 4 evaluate units on the test split,
+#         5 write fairseq/textlesslib (units.txt + durations.txt, de-duplicated) and ZeroSpeech (vectors) layouts.
+# The subset can also come from the environment: SUBSET="train-clean-360" recipes/units/run.sh ...
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+stage=1
+stop_stage=5
+corpus=downloads/LibriSpeech
+alignments=""
+subset=${SUBSET:-train-clean-100}
+out=exp/units
+conf=units
+steps=""
+split_names="train valid test"  # splits extracted (stage 3) and written out (stage 5)
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --stage) stage=$2; shift 2 ;;
+    --stop-stage) stop_stage=$2; shift 2 ;;
+    --corpus) corpus=$2; shift 2 ;;
+    --alignments) alignments=$2; shift 2 ;;
+    --subset) subset=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --conf) conf=$2; shift 2 ;;
+    --steps) steps=$2; shift 2 ;;
+    --splits) split_names=$2; shift 2 ;;
+    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+case "$conf" in
+  units) preset=paper ;;
+  debug) preset=tiny ;;
+  *) echo "run.sh: --conf must be units or debug, not $conf" >&2; exit 2 ;;
+esac
+cd "$root"
+data="$out/data"
+model="$out/model"
+ckpt="$model/last.pt"
+read -r -a splits <<< "$split_names"
+
+if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+  if [ -z "$alignments" ]; then
+    echo "run.sh: stage 1 needs --alignments (MFA TextGrids or a phone table; see recipes/units/README.md)" >&2
+    exit 2
+  fi
+  read -r -a subsets <<< "$subset"
+  echo "== stage 1: prepare $corpus (${subsets[*]}) with alignments $alignments -> $data"
+  python -m data_prep.librispeech "$corpus" "$data" --subsets "${subsets[@]}" --alignments "$alignments"
+fi
+
+if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+  echo "== stage 2: train ($conf) -> $model (TensorBoard: tensorboard --logdir $model/tensorboard)"
+  extra=()
+  if [ -n "$steps" ]; then extra=(--set "train.steps=$steps"); fi
+  audio-vqvae train --preset "$preset" --config "$here/conf/$conf.yaml" --data "$data" --out "$model" "${extra[@]}"
+fi
+
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+  for split in "${splits[@]}"; do
+    echo "== stage 3: frame units of $split -> $out/units/$split"
+    audio-vqvae encode --ckpt "$ckpt" --manifest "$data/$split.jsonl" --format units,npy \
+      --out "$out/units/$split" --force
+  done
+fi
+
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+  echo "== stage 4: evaluate units (test split) against the MFCC k-means baseline -> $out/eval/units.json"
+  mkdir -p "$out/eval"
+  audio-vqvae evaluate units --ckpt "$ckpt" --data "$data" --train-split train --eval-split test \
+    --out "$out/eval/units.json"
+fi
+
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+  for split in "${splits[@]}"; do
+    echo "== stage 5: $split in the fairseq/textlesslib layout -> $out/fairseq/$split"
+    audio-vqvae encode --ckpt "$ckpt" --manifest "$data/$split.jsonl" --format units,jsonl --dedup \
+      --out "$out/fairseq/$split" --force
+    echo "== stage 5: $split in the ZeroSpeech layout -> $out/zerospeech/$split/vectors"
+    audio-vqvae encode --ckpt "$ckpt" --manifest "$data/$split.jsonl" --format vectors \
+      --out "$out/zerospeech/$split" --force
+  done
+fi
