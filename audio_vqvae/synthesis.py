@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from .audio import mu_law_decode
 from .encoder import length_mask
 from .model import VQVAE
-from .wavenet import WaveNet, sample
+from .wavenet import WaveNet
 
 
 def conditioning_window(
@@ -129,14 +129,7 @@ def generate_chunked(
                 u = torch.rand(B, out.size(1), device=device, generator=generator)
             else:
                 u = uniforms[order.to(uniforms.device), first * hop : last * hop].to(device)
-            for i, t in enumerate(range(first * hop, last * hop)):
-                while active and n_samples[active - 1] <= t:
-                    active -= 1
-                if not active:
-                    break
-                logits = wavenet.step(state, x[:active])  # (active, C)
-                x = sample(logits, temperature, None if u is None else u[:active, i])
-                out[:active, i] = x
+            x, active = wavenet.sample_steps(state, x, active, n_samples, first * hop, out, u, temperature)
         wav = mu_law_decode(out, model.mu_law_classes)
         wav = wav * length_mask(lengths_dev - first, last - first).repeat_interleave(hop, -1).squeeze(1)
         result = torch.empty_like(wav)

@@ -247,6 +247,40 @@ class WaveNet(nn.Module):
         state.t = t + 1
         return self.head(skips.unsqueeze(-1)).squeeze(-1)
 
+    def sample_steps(
+        self,
+        state: GenerationState,
+        x: Tensor,
+        active: int,
+        n_samples: list[int],
+        t0: int,
+        out: Tensor,
+        uniforms: Tensor | None,
+        temperature: float,
+    ) -> tuple[Tensor, int]:
+        """The sample loop over ``out.size(1)`` steps, samples ``t0, t0 + 1, ...`` of a batch sorted longest first.
+
+        Each utterance leaves the batch once its ``n_samples`` are done (the batch is a prefix).
+
+        Args:
+            x: (active,) int64 class of the previous sample of each active utterance.
+            active: utterances still generating.
+            n_samples: samples of each utterance, longest first (host list).
+            out: (B, n) int64, filled with the classes of steps ``t0 .. t0 + n - 1`` (rows < active).
+            uniforms: (B, n) numbers in [0, 1) of those steps; None when greedy.
+        Returns:
+            The last sampled classes and the number of utterances still active.
+        """
+        for i in range(out.size(1)):
+            while active and n_samples[active - 1] <= t0 + i:
+                active -= 1
+            if not active:
+                break
+            logits = self.step(state, x[:active])  # (active, C)
+            x = sample(logits, temperature, None if uniforms is None else uniforms[:active, i])
+            out[:active, i] = x
+        return x, active
+
     @torch.no_grad()
     def generate(
         self,
@@ -299,15 +333,7 @@ class WaveNet(nn.Module):
         out = torch.full((B, T), start, dtype=torch.long, device=device)
         x = torch.full((B,), start, dtype=torch.long, device=device)
         u_sorted = uniforms[order] if uniforms is not None else None
-        active = B
-        for t in range(T):
-            while active and n_samples[active - 1] <= t:
-                active -= 1
-            if not active:
-                break
-            logits = self.step(state, x[:active])  # (active, C)
-            x = sample(logits, temperature, None if u_sorted is None else u_sorted[:active, t])
-            out[:active, t] = x
+        self.sample_steps(state, x, B, n_samples, 0, out, u_sorted, temperature)
         result = torch.empty_like(out)
         result[order] = out
         return result
