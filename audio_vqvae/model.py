@@ -184,6 +184,12 @@ class VQVAE(nn.Module):
             )
         raise SpeakerError(f"unknown speaker '{speaker}'; known ({len(self.speakers)}): {_known(self.speakers)}")
 
+    def check_codes(self, codes: Tensor) -> None:
+        """Raise a ValueError unless every code is in [0, K) (one host sync; not for the training loop)."""
+        K = self.quantizer.codebook_size
+        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= K):
+            raise ValueError(f"codes must be in [0, {K}), got {int(codes.min())}..{int(codes.max())}")
+
     @property
     def hop_length(self) -> int:
         """Samples per code."""
@@ -247,10 +253,7 @@ class VQVAE(nn.Module):
         """
         if codes.dim() == 1:
             codes = codes.unsqueeze(0)
-        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.quantizer.codebook_size):
-            raise ValueError(
-                f"codes must be in [0, {self.quantizer.codebook_size}), got {int(codes.min())}..{int(codes.max())}"
-            )
+        self.check_codes(codes)
         speaker = self.speaker_ids(speaker, codes.size(0)).to(codes.device)
         latents = self.quantizer.dequantize(codes)  # (B, D, N)
         classes = self.decoder.generate(latents, speaker, lengths, temperature, generator)  # (B, N * hop)

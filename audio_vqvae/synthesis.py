@@ -96,9 +96,7 @@ def generate_chunked(
     """
     if codes.dim() != 2:
         raise ValueError(f"codes must have shape (B, N), got {tuple(codes.shape)}")
-    K = model.quantizer.codebook_size
-    if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= K):
-        raise ValueError(f"codes must be in [0, {K}), got {int(codes.min())}..{int(codes.max())}")
+    model.check_codes(codes)
     wavenet, hop = model.decoder, model.hop_length
     B, N = codes.shape
     device = codes.device
@@ -178,7 +176,8 @@ def decode_chunked(
     lengths = torch.full((B,), N, dtype=torch.long) if lengths is None else lengths.cpu().long()
     hop = model.hop_length
     if uniforms is None and conditioning_bytes(model.decoder, B, N) <= one_pass_bytes:
-        model.speaker_ids(speaker, B)  # range check with the model's message
+        model.speaker_ids(speaker, B)  # range checks with the model's messages
+        model.check_codes(codes)
         latents = model.quantizer.dequantize(codes)  # (B, D, N)
         latents = latents * length_mask(lengths.to(latents.device), N)  # zero-padded, as generate expects
         classes = model.decoder.generate(latents, speaker.to(codes.device), lengths, temperature, generator)

@@ -118,3 +118,13 @@ def test_tiny_model_overfits_one_batch():
         if losses[-1] <= losses[0] / 2:
             break
     assert min(losses) <= losses[0] / 2, (losses[0], min(losses), len(losses))
+
+
+def test_out_of_range_codes_are_a_clear_error_on_every_decoding_path():
+    from audio_vqvae.synthesis import decode_chunked
+
+    model = tiny_model().eval()
+    bad = torch.tensor([[0, 40]])
+    for one_pass_bytes in (2**30, 0):  # the one-call path and the chunked path
+        with pytest.raises(ValueError, match=r"codes must be in \[0, 32\)"):
+            decode_chunked(model, bad, torch.tensor([0]), one_pass_bytes=one_pass_bytes)
