@@ -22,7 +22,11 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="paper", choices=sorted(PRESETS), help="model preset (default: paper)")
     p.add_argument("--config", metavar="CONF.yaml", help="YAML file of overrides (model:, data:, optim:, train:)")
     p.add_argument(
-        "--set", action="append", metavar="KEY=VALUE", help="override one key, e.g. model.decoder.n_stacks=2"
+        "--set",
+        action="extend",
+        nargs="+",
+        metavar="KEY=VALUE",
+        help="override keys, e.g. --set model.decoder.n_stacks=2 train.steps=1000 (repeatable)",
     )
 
 

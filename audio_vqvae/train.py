@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,8 +148,8 @@ def _train(cfg, data_dir, out_dir, resume, stop_at, rank, world_size, local_rank
     if state is not None and list(state["speakers"]) != speakers:
         raise TrainingError(f"{out_dir / 'last.pt'}: trained on other speakers than {data_dir / 'speakers.txt'}")
     device = pick_device(cfg.train.device, local_rank)
-    if cfg.train.precision == "fp16" and device.type != "cuda":
-        raise TrainingError("train.precision fp16 needs a CUDA device; use bf16 on the CPU")
+    if cfg.train.precision == "fp16" and device.type != "cuda" and main:
+        log.warning("train.precision fp16 on the CPU is slow and meant for tests: bf16 is the CPU's half precision")
 
     torch.manual_seed(cfg.train.seed)
     model = VQVAE.from_config(cfg.model).to(device)
@@ -162,7 +163,7 @@ def _train(cfg, data_dir, out_dir, resume, stop_at, rank, world_size, local_rank
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, cfg.optim.warmup_steps, cfg.train.steps, cfg.optim.min_lr_ratio)
     )
-    scaler = torch.amp.GradScaler("cuda", enabled=cfg.train.precision == "fp16")
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.train.precision == "fp16")
     step, best = 0, None
     if state is not None:
         model.load_state_dict(state["model"])
@@ -246,10 +247,17 @@ def _train(cfg, data_dir, out_dir, resume, stop_at, rank, world_size, local_rank
         scaler.unscale_(optimizer)
         clip = cfg.optim.grad_clip if cfg.optim.grad_clip is not None else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        finite = dist.all_ranks_true(torch.isfinite(out.loss.detach()) & torch.isfinite(grad_norm))
+        loss_finite = dist.all_ranks_true(torch.isfinite(out.loss.detach()))
+        finite = loss_finite and dist.all_ranks_true(torch.isfinite(grad_norm))
+        # fp16 loss scaling overflows by design until GradScaler finds a scale that fits: skip the step
+        # and let update() halve the scale, without counting it as a non-finite step (the model is fine).
+        overflow = not finite and loss_finite and scaler.is_enabled() and scaler.get_scale() > 1.0
         if finite:
             scaler.step(optimizer)
             nonfinite = 0
+        elif overflow:
+            optimizer.zero_grad(set_to_none=True)
+            log.debug("step %d: fp16 gradient overflow at loss scale %g, step skipped", step, scaler.get_scale())
         else:
             nonfinite += 1
             optimizer.zero_grad(set_to_none=True)
@@ -261,7 +269,9 @@ def _train(cfg, data_dir, out_dir, resume, stop_at, rank, world_size, local_rank
                     "optim.lr, optim.grad_clip, or train.precision fp32)"
                 )
         scaler.update()
-        scheduler.step()
+        with warnings.catch_warnings():  # the schedule follows the step count, skipped steps included
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+            scheduler.step()
         step += 1
         progress.update(1)
         logger.accumulate(

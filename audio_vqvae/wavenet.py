@@ -5,6 +5,7 @@ conditioning, 256-way mu-law output, and cached incremental generation (Paine et
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -306,14 +307,24 @@ class WaveNet(nn.Module):
             generator: random-number generator for the uniforms.
             uniforms: (B, N * hop) numbers in [0, 1) to use instead of drawing them.
             backend: "auto" runs the fused native loop (audio_vqvae.fastgen) for float32 models on the
-                CPU when it builds, else this PyTorch loop; "native" insists on it (falling back with a
-                one-line warning); "torch" always runs the PyTorch reference below.
+                CPU when it builds, CUDA-graph replays (audio_vqvae.graphgen) on a GPU, else this
+                PyTorch loop; "native" insists on the native loop and "graph" on graphs (each falling
+                back with a one-line warning); "torch" always runs the PyTorch reference below.
         Returns:
             (B, N * hop) int64 mu-law classes; samples past an utterance's length are the start class.
         """
-        if backend not in ("auto", "native", "torch"):
-            raise ValueError(f"backend must be auto, native or torch, got {backend!r}")
-        if backend != "torch" and latents.device.type == "cpu":
+        if backend not in ("auto", "native", "graph", "torch"):
+            raise ValueError(f"backend must be auto, native, graph or torch, got {backend!r}")
+        device = latents.device.type
+        if backend == "graph" and device != "cuda":
+            warnings.warn(
+                f"CUDA graphs need a CUDA device, not {latents.device}; using another generator", stacklevel=2
+            )
+        if backend in ("auto", "graph") and device == "cuda":
+            from . import graphgen
+
+            return graphgen.generate(self, latents, speaker, lengths, temperature, uniforms, generator)
+        if backend in ("auto", "native", "graph") and device == "cpu":
             from . import fastgen
 
             if backend == "native" or fastgen.can_run(self, latents):

@@ -1,7 +1,8 @@
 """Generation speed of the WaveNet decoder: native and PyTorch cached generators vs a naive one.
 
 Prints samples/s at batch 1 and 32 for the tiny, small (20 layers, 64/128/64) and paper-size
-decoders: the fused native loop (audio_vqvae.fastgen, float32 and bf16 weights), the PyTorch
+decoders: the fused native loop (audio_vqvae.fastgen, float32 and bf16 weights; CPU), CUDA-graph
+replays of the sample step (audio_vqvae.graphgen; CUDA), the PyTorch
 cached reference and the naive generator that re-runs the receptive field for every sample, with
 the ratios, the core count and peak memory, all measured in one run. Weights are random (speed
 does not depend on them); rates are the best of 3 runs.
@@ -45,19 +46,23 @@ def build(name: str, device: str) -> WaveNet:
 
 
 def sync(device: str) -> None:
-    if device == "cuda":
+    if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
 
 
-def time_cached(net: WaveNet, batch: int, n_samples: int, device: str) -> float:
-    """Samples/s (summed over the batch) of the PyTorch reference generator for n_samples per utterance."""
+def time_cached(net: WaveNet, batch: int, n_samples: int, device: str, backend: str = "torch") -> float:
+    """Samples/s (summed over the batch) of ``WaveNet.generate(backend=...)`` for n_samples per utterance.
+
+    "torch" is the PyTorch reference loop; "graph" the CUDA-graph replay, whose time includes its
+    capture (once per call, as users run it).
+    """
     frames = max(1, n_samples // net.hop_length)
     latents = torch.randn(batch, net.cond_in_channels, frames, device=device)
     speaker = torch.zeros(batch, dtype=torch.long, device=device)
-    net.generate(latents[..., :1], speaker, backend="torch")  # warm-up
+    net.generate(latents[..., :1], speaker, backend=backend)  # warm-up
     sync(device)
     start = time.perf_counter()
-    net.generate(latents, speaker, backend="torch")
+    net.generate(latents, speaker, backend=backend)
     sync(device)
     return batch * frames * net.hop_length / (time.perf_counter() - start)
 
@@ -101,12 +106,13 @@ def main() -> None:
         ("paper", 32): (2000, 1000, 3),
     }
     native_ok = device == "cpu" and fastgen.available()
+    graph_ok = torch.device(device).type == "cuda"
     print(f"device {device}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
     if not native_ok:
         print(f"native generator not used: {fastgen.unavailable_reason() or 'not a CPU run'}")
     print(
-        f"{'decoder':8} {'batch':>5} {'native fp32':>12} {'native bf16':>12} {'torch cached':>13} {'naive':>9} "
-        f"{'native/torch':>13} {'torch/naive':>12} {'native/naive':>13}   (samples/s)"
+        f"{'decoder':8} {'batch':>5} {'native fp32':>12} {'native bf16':>12} {'cuda graph':>11} {'torch cached':>13} "
+        f"{'naive':>9} {'fast/torch':>11} {'torch/naive':>12} {'fast/naive':>11}   (samples/s; fast: native or graph)"
     )
     for (name, batch), (n_native, n_cached, n_naive) in plan.items():
         net = build(name, device)
@@ -121,11 +127,13 @@ def main() -> None:
         nan = float("nan")
         native = fastgen_bench.time_native(net, batch, n) if native_ok else nan
         native_bf16 = fastgen_bench.time_native(net, batch, n, weight_dtype=torch.bfloat16) if native_ok else nan
+        graph = time_cached(net, batch, n, device, backend="graph") if graph_ok else nan
         cached = time_cached(net, batch, max(64, int(n_cached * scale)), device)
         naive = time_naive(net, batch, max(2, int(n_naive * scale)), device)
+        fast = graph if graph_ok else native
         print(
-            f"{name:8} {batch:5d} {native:12,.0f} {native_bf16:12,.0f} {cached:13,.0f} {naive:9,.1f} "
-            f"{native / cached:12,.1f}x {cached / naive:11,.0f}x {native / naive:12,.0f}x"
+            f"{name:8} {batch:5d} {native:12,.0f} {native_bf16:12,.0f} {graph:11,.0f} {cached:13,.0f} {naive:9,.1f} "
+            f"{fast / cached:10,.1f}x {cached / naive:11,.0f}x {fast / naive:10,.0f}x"
         )
     for name in ("small", "paper") if native_ok else ():
         e = fastgen_bench.bf16_error(build(name, device), 512 if args.quick else 2048)
@@ -135,7 +143,7 @@ def main() -> None:
         )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory {peak:,.0f} MiB")
-    if device == "cuda":
+    if torch.device(device).type == "cuda":
         print(f"peak CUDA memory {torch.cuda.max_memory_allocated() / 2**20:,.0f} MiB")
 
 

@@ -1,7 +1,8 @@
 """Training-step speed at paper size: full VQ-VAE step vs a decoder-only step, fp32 and bf16 autocast.
 
 One run prints samples/s of a whole training step (encoder, quantizer, decoder, backward, Adam) at
-batch 8 x 8,000 samples, beside a decoder-only step (the WaveNet alone, the bound for this model),
+batch 8 x 8,000 samples in fp32 and bf16 autocast (and fp16 autocast with loss scaling on CUDA),
+beside a decoder-only step (the WaveNet alone, the bound for this model),
 the ratio, the core count, and the memory per training sample.
 
     python bench/train.py [--device cpu|cuda] [--steps 5] [--batch 8] [--samples 8000]
@@ -29,12 +30,12 @@ def rss_mib() -> float:
 def time_steps(step, n: int, device: str) -> float:
     """Seconds per call of ``step`` (after one warm-up call)."""
     step()
-    if device == "cuda":
+    if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
     for _ in range(n):
         step()
-    if device == "cuda":
+    if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
     return (time.perf_counter() - start) / n
 
@@ -60,24 +61,33 @@ def main() -> None:
     inputs = shift_right(targets, 128)
     dec_opt = torch.optim.Adam(model.decoder.parameters(), lr=1e-4)
 
+    device_type = torch.device(device).type
+
     def full_step(dtype):
+        # fp16 needs loss scaling (as audio_vqvae.train does with precision fp16); bf16 does not.
+        scaler = torch.amp.GradScaler(device_type, enabled=dtype is torch.float16)
+
         def step():
-            with torch.autocast(device, dtype=dtype, enabled=dtype is not None):
+            with torch.autocast(device_type, dtype=dtype, enabled=dtype is not None):
                 out = model(wav, speaker)
             opt.zero_grad(set_to_none=True)
-            out.loss.backward()
-            opt.step()
+            scaler.scale(out.loss).backward()
+            scaler.step(opt)
+            scaler.update()
 
         return step
 
     def decoder_step(dtype):
+        scaler = torch.amp.GradScaler(device_type, enabled=dtype is torch.float16)
+
         def step():
-            with torch.autocast(device, dtype=dtype, enabled=dtype is not None):
+            with torch.autocast(device_type, dtype=dtype, enabled=dtype is not None):
                 logits = model.decoder(inputs, latents, speaker)
             loss = F.cross_entropy(logits.float(), targets)
             dec_opt.zero_grad(set_to_none=True)
-            loss.backward()
-            dec_opt.step()
+            scaler.scale(loss).backward()
+            scaler.step(dec_opt)
+            scaler.update()
 
         return step
 
@@ -85,11 +95,14 @@ def main() -> None:
     print(f"paper-size model, batch {B} x {T} samples, {args.steps} timed steps each")
     print(f"{'precision':9} {'full step samples/s':>20} {'decoder-only samples/s':>23} {'full/decoder':>13}")
     base = rss_mib()
-    for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
+    precisions = [("fp32", None), ("bf16", torch.bfloat16)]
+    if device_type == "cuda":
+        precisions.append(("fp16", torch.float16))
+    for name, dtype in precisions:
         full = B * T / time_steps(full_step(dtype), args.steps, device)
         dec = B * T / time_steps(decoder_step(dtype), args.steps, device)
         print(f"{name:9} {full:20,.0f} {dec:23,.0f} {full / dec:13.2f}")
-    if device == "cuda":
+    if device_type == "cuda":
         print(
             f"peak CUDA memory {torch.cuda.max_memory_allocated() / 2**20:,.0f} MiB "
             f"({torch.cuda.max_memory_allocated() / 2**10 / (B * T):.1f} KiB per training sample)"

@@ -30,6 +30,12 @@ def test_info_reports_receptive_fields_of_the_paper_model():
     out = run("info", "--preset", "tiny", "--set", "model.encoder.strides=[5,4,4,4]")
     assert out.returncode == 0, out.stderr
     assert "hop 320 samples, 50 codes/s" in out.stdout
+    # one --set takes several keys, and it may repeat; the later value of a key wins
+    out = run("info", "--preset", "tiny", "--json", "--set", "model.encoder.strides=[5,4,4,4]",
+              "model.quantizer.codebook_size=7", "--set", "model.quantizer.codebook_size=9")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    assert info["model"]["hop_length"] == 320 and info["config"]["model"]["quantizer"]["codebook_size"] == 9
 
 
 def test_bad_key_is_a_one_line_error(tmp_path):

@@ -238,6 +238,34 @@ def test_bf16_autocast_training_on_cpu_tracks_fp32(prepared_corpus, tmp_path):
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
     assert mean(bf16[-10:]) < 0.97 * mean(bf16[:5]), bf16  # it learns
     assert abs(mean(bf16[-10:]) - mean(fp32[-10:])) < 0.05 * mean(fp32[-10:]), (fp32[-10:], bf16[-10:])
-    fp16 = experiment_config("tiny", {**BASE, "train": {**BASE["train"], "precision": "fp16", "device": "cpu"}})
-    with pytest.raises(TrainingError, match="fp16 needs a CUDA device"):
-        train(fp16, prepared_corpus, tmp_path / "fp16")
+
+
+def test_fp16_loss_scale_overflows_are_skipped_without_tripping_the_nonfinite_guard(prepared_corpus, tmp_path, caplog):
+    """GradScaler starts too high on purpose: its overflow steps back off the scale, not stop training."""
+    train_cfg = {**BASE["train"], "steps": 30, "precision": "fp16", "device": "cpu", "max_nonfinite_steps": 3}
+    cfg = experiment_config("tiny", {**BASE, "train": {**train_cfg, "audio_every": None}})
+    real = torch.amp.GradScaler
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.amp, "GradScaler", lambda device, enabled: real(device, init_scale=2.0**40, enabled=enabled))
+        with caplog.at_level(logging.DEBUG, logger="audio_vqvae.train"):
+            assert train(cfg, prepared_corpus, tmp_path / "fp16").step == 30
+    overflows = sum("fp16 gradient overflow" in r.message for r in caplog.records)
+    assert overflows > 3, "the test needs more overflows in a row than max_nonfinite_steps"
+    assert not any("non-finite" in r.message for r in caplog.records)
+    state = load_checkpoint(tmp_path / "fp16" / "last.pt")
+    assert state["scaler"]["scale"] < 2.0**40
+    adam_steps = int(state["optimizer"]["state"][0]["step"])
+    assert adam_steps == 30 - overflows, "every step that did not overflow updated the weights"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_cuda_amp_training_runs_and_its_checkpoint_loads_on_the_cpu(prepared_corpus, tmp_path, precision):
+    cfg = experiment_config(
+        "tiny", {**BASE, "train": {**BASE["train"], "steps": 8, "precision": precision, "device": "cuda"}}
+    )
+    result = train(cfg, prepared_corpus, tmp_path / precision)
+    assert result.step == 8 and math.isfinite(result.best_valid_loss)
+    model = VQVAE.load(result.last_checkpoint)  # weights saved from the GPU load on the CPU
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert next(model.parameters()).device.type == "cpu"
