@@ -24,6 +24,7 @@ import warnings
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from .wavenet import WaveNet, sample
 
@@ -64,12 +65,15 @@ class StaticSampler:
         # Pad the time axis to whole graphs; padded frames have zero latents and are cropped.
         n_frames = math.ceil(math.ceil(self.n_samples / steps_per_graph) * steps_per_graph / hop)
         state = wavenet.init_state(latents, speaker)
+        conv_bias = torch.stack([b_conv for _, b_conv, _, _ in state.weights])  # (L, G), added once, not per step
         self.cond = torch.cat(  # (B, n_frames, L, G)
-            [state.cond, state.cond.new_zeros(B, n_frames - N, *state.cond.shape[2:])], 1
+            [state.cond + conv_bias, conv_bias.expand(B, n_frames - N, *conv_bias.shape)], 1
         )
-        self.weights = state.weights
+        self.weights = [(w_conv, w_out, b_out) for w_conv, _, w_out, b_out in state.weights]
         self.head = head_weights(wavenet)
-        self.buffers = state.buffers  # per layer (B, (k - 1) * dilation, R), zeros
+        # Per layer (B, (k - 1) * dilation + 1, R): one slot more than WaveNet.step's ring buffers, so the
+        # current input is written before the taps are read, and one gather gives the conv's whole input.
+        self.buffers = [buf.new_zeros(B, buf.size(1) + 1, buf.size(2)) for buf in state.buffers]
         device = latents.device
         T = n_frames * hop
         self.uniforms = None
@@ -82,8 +86,7 @@ class StaticSampler:
         self.out = torch.full((B, T), start, dtype=torch.long, device=device)
         self.x = torch.full((B,), start, dtype=torch.long, device=device)
         self.t = torch.zeros(1, dtype=torch.long, device=device)  # the sample clock, on the device
-        # Per layer, column j < k - 1 is tap j's offset (oldest first), column k - 1 the write slot (offset 0),
-        # the positions WaveNet.step reads and writes at t.
+        # Per layer, the offsets of the conv's k inputs from t, oldest first; the last (0) is also the write slot.
         offsets = [[j * layer.dilation for j in range(layer.kernel_size - 1, -1, -1)] for layer in wavenet.layers]
         self.offsets = torch.tensor(offsets, dtype=torch.long, device=device)  # (L, k)
         self.spans = torch.tensor([[b.size(1)] for b in self.buffers], dtype=torch.long, device=device)  # (L, 1)
@@ -101,19 +104,20 @@ class StaticSampler:
         """One sample for every row, in place: reads ``t``, writes ``out[:, t]`` and advances ``t``."""
         net = self.wavenet
         t = self.t
-        positions = (t - self.offsets) % self.spans  # (L, k): taps oldest first, then the write slot
+        positions = (t - self.offsets) % self.spans  # (L, k): the conv's inputs, oldest first
         frame = torch.div(t, net.hop_length, rounding_mode="floor")
         cond = self.cond.index_select(1, frame).squeeze(1)  # (B, L, G)
         x = net.input_embedding(self.x)  # (B, R)
         R = x.size(1)
         skips = None
-        for i, (buf, (w_conv, b_conv, w_out, b_out)) in enumerate(zip(self.buffers, self.weights)):
+        for i, (buf, (w_conv, w_out, b_out)) in enumerate(zip(self.buffers, self.weights)):
             pos = positions[i]  # (k,)
-            taps = buf.index_select(1, pos[:-1]).flatten(1)  # (B, (k - 1) * R), oldest first
-            h = torch.addmm(b_conv + cond[:, i], torch.cat([taps, x], 1), w_conv)  # (B, G)
             buf.index_copy_(1, pos[-1:], x.unsqueeze(1))
-            a, g = h.chunk(2, dim=1)
-            rs = torch.addmm(b_out, torch.tanh(a) * torch.sigmoid(g), w_out)  # (B, R + S)
+            inputs = buf.index_select(1, pos).flatten(1)  # (B, k * R): past taps oldest first, then x
+            h = torch.addmm(cond[:, i], inputs, w_conv)  # (B, G), conv bias inside cond
+            torch.tanh_(h[:, : h.size(1) // 2])
+            z = F.glu(h, dim=1)  # tanh(a) * sigmoid(b) in two kernels instead of three
+            rs = torch.addmm(b_out, z, w_out)  # (B, R + S)
             x = (x + rs[:, :R]) * math.sqrt(0.5)
             skips = rs[:, R:] if skips is None else skips + rs[:, R:]
         logits = head(self.head, skips)  # (B, C)

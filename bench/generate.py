@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from audio_vqvae import fastgen
+from audio_vqvae import fastgen, graphgen
 from audio_vqvae.config import preset
 from audio_vqvae.fastgen import bench as fastgen_bench
 from audio_vqvae.wavenet import WaveNet, naive_generate
@@ -89,6 +89,29 @@ def time_naive(net: WaveNet, batch: int, n_samples: int, device: str) -> float:
     return batch * n_samples / (time.perf_counter() - start)
 
 
+VIEW_OPS = {"aten::slice", "aten::select", "aten::unsqueeze", "aten::squeeze", "aten::flatten", "aten::chunk",
+            "aten::view", "aten::t", "aten::transpose", "aten::expand", "aten::to", "aten::split", "aten::lift_fresh",
+            "aten::alias", "aten::detach"}  # fmt: skip
+
+
+def kernels_per_step(net: WaveNet, batch: int, device: str) -> int:
+    """Compute ops (kernel launches on a GPU) of one CUDA-graph-ready sample step, profiled eagerly.
+
+    Views launch nothing and are not counted. On a GPU this is the number of graph nodes per step:
+    each costs about a microsecond even inside a graph, so it bounds the speed at small batches.
+    """
+    from torch.profiler import profile
+
+    latents = torch.randn(batch, net.cond_in_channels, 2, device=device)
+    speaker = torch.zeros(batch, dtype=torch.long, device=device)
+    sampler = graphgen.StaticSampler(net, latents, speaker, torch.rand(batch, 2 * net.hop_length, device=device), 1.0)
+    with torch.no_grad():
+        sampler.step()
+        with profile() as prof:
+            sampler.step()
+    return sum(e.cpu_parent is None and e.name not in VIEW_OPS for e in prof.events())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
@@ -141,6 +164,8 @@ def main() -> None:
             f"{name} bf16 weights vs float32: logits max |err| {e['max_abs']:.3g}, mean {e['mean_abs']:.3g} "
             f"(logit std {e['logit_std']:.3g}), KL {e['kl']:.2g} nats/sample"
         )
+    for name in ("small", "paper"):
+        print(f"{name} CUDA-graph step: {kernels_per_step(build(name, device), 1, device)} kernels per sample step")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory {peak:,.0f} MiB")
     if torch.device(device).type == "cuda":
