@@ -34,78 +34,99 @@ STEPS_PER_GRAPH = 64
 
 
 class StaticSampler:
-    """The WaveNet sample loop over static tensors, ready for CUDA-graph capture.
+    """The WaveNet sample loop over static tensors, ready for CUDA-graph capture, chunk after chunk.
+
+    ``load`` copies a chunk's conditioning (and uniforms) into fixed buffers and ``run`` generates
+    its samples; the ring buffers, the previous sample and the sample clock carry over, so chunks
+    give the samples of one uninterrupted pass. A chunk holds at most ``max_frames`` frames, and every
+    chunk but the last must fill whole graphs (``steps_per_graph`` divides its samples): the extra
+    steps that pad the last one advance the caches past the end.
 
     Args:
         wavenet: the decoder (eval mode; its weights must stay where they are while this lives).
-        latents: (B, D, N) quantized latents, zero-padded past each utterance's length.
-        speaker: (B,) int64 speaker ids.
-        uniforms: (B, N * hop) numbers in [0, 1) for inverse-CDF sampling; None when greedy.
+        speaker_batch: B, utterances generated together.
+        max_frames: frames of the longest chunk.
         temperature: softmax temperature; 0 is greedy.
-        steps_per_graph: steps recorded in one graph (and the granularity of ``run``).
+        steps_per_graph: steps recorded in one graph (the granularity of ``run``).
+        device: where to run; dtype: the decoder's floating-point type.
     """
 
     def __init__(
         self,
         wavenet: WaveNet,
-        latents: Tensor,
-        speaker: Tensor,
-        uniforms: Tensor | None,
+        speaker_batch: int,
+        max_frames: int,
         temperature: float,
         steps_per_graph: int = STEPS_PER_GRAPH,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
     ):
         if steps_per_graph < 1:
             raise ValueError(f"steps_per_graph must be >= 1, got {steps_per_graph}")
         self.wavenet = wavenet
         self.temperature = temperature
         self.steps_per_graph = steps_per_graph
-        B, _, N = latents.shape
-        hop = wavenet.hop_length
-        self.n_samples = N * hop
-        # Pad the time axis to whole graphs; padded frames have zero latents and are cropped.
-        n_frames = math.ceil(math.ceil(self.n_samples / steps_per_graph) * steps_per_graph / hop)
-        state = wavenet.init_state(latents, speaker)
-        conv_bias = torch.stack([b_conv for _, b_conv, _, _ in state.weights])  # (L, G), added once, not per step
-        self.cond = torch.cat(  # (B, n_frames, L, G)
-            [state.cond + conv_bias, conv_bias.expand(B, n_frames - N, *conv_bias.shape)], 1
-        )
-        self.weights = [(w_conv, w_out, b_out) for w_conv, _, w_out, b_out in state.weights]
+        self.max_frames = max_frames
+        B, hop = speaker_batch, wavenet.hop_length
+        n_layers, G = len(wavenet.layers), wavenet.gate_channels
+        T = math.ceil(max_frames * hop / steps_per_graph) * steps_per_graph  # whole graphs
+        weights = wavenet.step_weights()
+        self.conv_bias = torch.stack([b_conv for _, b_conv, _, _ in weights])  # (L, G), added once per chunk
+        self.weights = [(w_conv, w_out, b_out) for w_conv, _, w_out, b_out in weights]
         self.head = head_weights(wavenet)
+        self.cond = torch.zeros(B, math.ceil(T / hop), n_layers, G, device=device, dtype=dtype)
+        self.uniforms = torch.zeros(B, T, device=device) if temperature > 0 else None
         # Per layer (B, (k - 1) * dilation + 1, R): one slot more than WaveNet.step's ring buffers, so the
         # current input is written before the taps are read, and one gather gives the conv's whole input.
-        self.buffers = [buf.new_zeros(B, buf.size(1) + 1, buf.size(2)) for buf in state.buffers]
-        device = latents.device
-        T = n_frames * hop
-        self.uniforms = None
-        if temperature > 0:
-            if uniforms is None or uniforms.shape != (B, self.n_samples):
-                raise ValueError(f"uniforms of shape ({B}, {self.n_samples}) are needed when sampling")
-            self.uniforms = torch.cat([uniforms.to(device), uniforms.new_zeros(B, T - self.n_samples)], 1)
-        start = wavenet.n_classes // 2
-        self.start = start
-        self.out = torch.full((B, T), start, dtype=torch.long, device=device)
-        self.x = torch.full((B,), start, dtype=torch.long, device=device)
-        self.t = torch.zeros(1, dtype=torch.long, device=device)  # the sample clock, on the device
+        self.buffers = [
+            torch.zeros(B, (la.kernel_size - 1) * la.dilation + 1, la.conv.in_channels, device=device, dtype=dtype)
+            for la in wavenet.layers
+        ]
         # Per layer, the offsets of the conv's k inputs from t, oldest first; the last (0) is also the write slot.
-        offsets = [[j * layer.dilation for j in range(layer.kernel_size - 1, -1, -1)] for layer in wavenet.layers]
+        offsets = [[j * la.dilation for j in range(la.kernel_size - 1, -1, -1)] for la in wavenet.layers]
         self.offsets = torch.tensor(offsets, dtype=torch.long, device=device)  # (L, k)
         self.spans = torch.tensor([[b.size(1)] for b in self.buffers], dtype=torch.long, device=device)  # (L, 1)
+        self.start = wavenet.n_classes // 2
+        self.out = torch.full((B, T), self.start, dtype=torch.long, device=device)
+        self.x = torch.full((B,), self.start, dtype=torch.long, device=device)  # previous sample
+        self.t = torch.zeros(1, dtype=torch.long, device=device)  # sample clock since the start (ring positions)
+        self.t_chunk = torch.zeros(1, dtype=torch.long, device=device)  # sample clock in the chunk (cond, out)
+        self.n_steps = 0  # steps of the loaded chunk
         self.graph: torch.cuda.CUDAGraph | None = None
 
     def reset(self) -> None:
-        """Back to sample 0: empty caches, start class (after capture warm-up)."""
+        """Back to sample 0: empty caches, start class."""
         self.t.zero_()
+        self.t_chunk.zero_()
         self.x.fill_(self.start)
-        self.out.fill_(self.start)
         for buf in self.buffers:
             buf.zero_()
 
+    def load(self, cond: Tensor, uniforms: Tensor | None) -> None:
+        """Set the next chunk.
+
+        Args:
+            cond: (B, n, L, G) gate biases of its frames (``WaveNet.conditioning``, permuted), n <= max_frames.
+            uniforms: (B, n * hop) numbers in [0, 1) when sampling, else None.
+        """
+        n = cond.size(1)
+        hop = self.wavenet.hop_length
+        if n > self.max_frames:
+            raise ValueError(f"a chunk of {n} frames exceeds this sampler's {self.max_frames}")
+        if self.uniforms is not None:
+            if uniforms is None or uniforms.shape != (cond.size(0), n * hop):
+                raise ValueError(f"uniforms of shape ({cond.size(0)}, {n * hop}) are needed when sampling")
+            self.uniforms[:, : n * hop].copy_(uniforms)
+        self.cond[:, :n].copy_(cond + self.conv_bias)
+        self.cond[:, n:].copy_(self.conv_bias.expand_as(self.cond[:, n:]))
+        self.n_steps = n * hop
+
     def step(self) -> None:
-        """One sample for every row, in place: reads ``t``, writes ``out[:, t]`` and advances ``t``."""
+        """One sample for every row, in place: writes ``out[:, t_chunk]`` and advances both clocks."""
         net = self.wavenet
-        t = self.t
+        t, tc = self.t, self.t_chunk
         positions = (t - self.offsets) % self.spans  # (L, k): the conv's inputs, oldest first
-        frame = torch.div(t, net.hop_length, rounding_mode="floor")
+        frame = torch.div(tc, net.hop_length, rounding_mode="floor")
         cond = self.cond.index_select(1, frame).squeeze(1)  # (B, L, G)
         x = net.input_embedding(self.x)  # (B, R)
         R = x.size(1)
@@ -121,45 +142,53 @@ class StaticSampler:
             x = (x + rs[:, :R]) * math.sqrt(0.5)
             skips = rs[:, R:] if skips is None else skips + rs[:, R:]
         logits = head(self.head, skips)  # (B, C)
-        u = None if self.uniforms is None else self.uniforms.index_select(1, t).squeeze(1)
+        u = None if self.uniforms is None else self.uniforms.index_select(1, tc).squeeze(1)
         new = sample(logits, self.temperature, u)  # (B,)
-        self.out.index_copy_(1, t, new.unsqueeze(1))
+        self.out.index_copy_(1, tc, new.unsqueeze(1))
         self.x.copy_(new)
         t.add_(1)
+        tc.add_(1)
 
     def steps(self) -> None:
         for _ in range(self.steps_per_graph):
             self.step()
 
     def capture(self) -> None:
-        """Record ``steps_per_graph`` steps as one CUDA graph (after a warm-up step on a side stream)."""
+        """Record ``steps_per_graph`` steps as one CUDA graph (after a warm-up step on a side stream).
+
+        The warm-up advances the state, so the caches and clocks are saved first and restored after.
+        """
+        saved = [b.clone() for b in self.buffers], self.x.clone(), self.t.clone(), self.t_chunk.clone()
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):  # cuBLAS handles and workspaces are made outside the capture
             self.step()
         torch.cuda.current_stream().wait_stream(stream)
-        self.reset()
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
-            self.steps()
-        self.reset()  # capture records without running, but leave no doubt
+            self.steps()  # recorded, not run
+        for buf, b in zip(self.buffers, saved[0]):
+            buf.copy_(b)
+        self.x.copy_(saved[1])
+        self.t.copy_(saved[2])
+        self.t_chunk.copy_(saved[3])
 
     @torch.no_grad()
     def run(self, graphed: bool) -> Tensor:
-        """All samples; graphed replays the recorded graph (CUDA), else the same steps run eagerly.
+        """The loaded chunk's samples; graphed replays the recorded graph (CUDA), else the same steps run eagerly.
 
         Returns:
-            (B, N * hop) int64 classes (every row to the longest length).
+            (B, n * hop) int64 classes of the chunk's n frames (every row runs to the end).
         """
-        self.reset()
         if graphed and self.graph is None:
             self.capture()
-        for _ in range(self.out.size(1) // self.steps_per_graph):
+        self.t_chunk.zero_()
+        for _ in range(math.ceil(self.n_steps / self.steps_per_graph)):
             if graphed:
                 self.graph.replay()
             else:
                 self.steps()
-        return self.out[:, : self.n_samples]
+        return self.out[:, : self.n_steps]
 
 
 def head_weights(wavenet: WaveNet) -> list[tuple[Tensor, Tensor] | None]:
@@ -201,7 +230,6 @@ def generate(
         graphed: replay graphs (None: on CUDA devices), falling back to the PyTorch reference loop
             with a one-line warning when capture or replay fails; False runs the same fixed-shape
             steps eagerly (slower than the reference; for tests), with no fallback.
-
     Returns:
         (B, N * hop) int64 classes; samples past each utterance's length are the start class.
     """
@@ -209,7 +237,9 @@ def generate(
     T = N * wavenet.hop_length
     if uniforms is None and temperature > 0:
         uniforms = torch.rand(B, T, device=latents.device, generator=generator)
-    sampler = StaticSampler(wavenet, latents, speaker, uniforms, temperature, steps_per_graph)
+    state = wavenet.init_state(latents, speaker)  # conditioning of every frame and layer, range checks
+    sampler = StaticSampler(wavenet, B, N, temperature, steps_per_graph, latents.device, state.cond.dtype)
+    sampler.load(state.cond, uniforms)
     if graphed is None:
         graphed = latents.device.type == "cuda"
     if not graphed:
@@ -218,11 +248,14 @@ def generate(
         try:
             out = sampler.run(graphed=True)
         except RuntimeError as e:  # a driver or capture limitation: the reference still works
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            warnings.warn(f"CUDA graph generation failed ({first}); using the PyTorch loop", stacklevel=3)
+            warn_fallback(e)
             return wavenet.generate(latents, speaker, lengths, temperature, uniforms=uniforms, backend="torch")
     if lengths is not None:
-        lengths = lengths.to(out.device).long() * wavenet.hop_length
-        past = torch.arange(T, device=out.device) >= lengths.unsqueeze(1)  # (B, T)
-        out = out.masked_fill(past, sampler.start)
+        past = torch.arange(T, device=out.device) >= lengths.to(out.device).long().unsqueeze(1) * wavenet.hop_length
+        out = out.masked_fill(past, sampler.start)  # (B, T)
     return out
+
+
+def warn_fallback(error: RuntimeError) -> None:
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    warnings.warn(f"CUDA graph generation failed ({first}); using the PyTorch loop", stacklevel=4)

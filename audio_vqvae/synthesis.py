@@ -8,7 +8,9 @@ context the kernel-3 conditioning convs read) and keeps the per-layer ring buffe
 
 ``decode_chunked`` runs a batch that fits ``ONE_PASS_BYTES`` of conditioning as one
 ``WaveNet.generate`` call instead, which uses the fused native loop on the CPU (``fastgen``), and
-only longer batches through the chunked PyTorch loop (the native loop cannot yet resume its state).
+only longer batches chunk by chunk: on CUDA as graph replays of ``graphgen.StaticSampler``, which
+carries its caches across chunks, elsewhere in the PyTorch loop (the native loop cannot yet resume
+its state).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor, nn
 
+from . import graphgen
 from .audio import mu_law_decode
 from .encoder import length_mask
 from .model import VQVAE
@@ -76,6 +79,7 @@ def generate_chunked(
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
     uniforms: Tensor | None = None,
+    loop: str = "auto",
 ) -> Iterator[tuple[int, Tensor]]:
     """Generate waveforms from codes, one chunk of frames at a time.
 
@@ -90,6 +94,9 @@ def generate_chunked(
         lengths: (B,) frames of each utterance; None: all N.
         chunk_frames: frames generated per chunk; memory is O(B * chunk_frames).
         uniforms: (B, N * hop) numbers in [0, 1) to sample with instead of drawing them (tests).
+        loop: "torch" runs ``WaveNet.sample_steps``; "static" the fixed-shape step of
+            ``graphgen.StaticSampler``, replayed as CUDA graphs on a GPU (eagerly elsewhere: tests);
+            "auto" is "static" on CUDA (falling back to "torch" with a warning if capture fails).
     Yields:
         ``(first_frame, wav)``: wav (B, n * hop) float32 on the codes' device for frames
         ``[first_frame, first_frame + n)``; zeros past each utterance's length.
@@ -105,7 +112,9 @@ def generate_chunked(
     n_samples = (lengths[order] * hop).tolist()  # host copy, before the loop
     latents = model.quantizer.dequantize(codes[order.to(device)])  # (B, D, N), longest first
     speaker, lengths_dev = speaker.to(device)[order.to(device)], lengths[order].to(device)
-    state = wavenet.init_state(latents[..., :1], speaker)  # buffers and step weights; cond is set per chunk
+    static = static_sampler(wavenet, B, min(chunk_frames, N), temperature, device, latents.dtype, loop)
+    if static is None:
+        state = wavenet.init_state(latents[..., :1], speaker)  # buffers and step weights; cond is set per chunk
     period = clock_period(wavenet)
     x = torch.full((B,), wavenet.n_classes // 2, dtype=torch.long, device=device)
     active = B
@@ -114,25 +123,54 @@ def generate_chunked(
         while active and n_samples[active - 1] <= first * hop:
             active -= 1
         out = torch.full((B, (last - first) * hop), wavenet.n_classes // 2, dtype=torch.long, device=device)
-        if active:
+        if temperature <= 0:
+            u = None
+        elif uniforms is None:
+            u = torch.rand(B, out.size(1), device=device, generator=generator)
+        else:
+            u = uniforms[order.to(uniforms.device), first * hop : last * hop].to(device)
+        if static is not None:  # every row runs every chunk (one graph, one batch size)
+            static.load(conditioning_window(wavenet, latents, speaker, lengths_dev, first, last), u)
+            out = static.run(graphed=device.type == "cuda").clone()
+        elif active:
             lead = (first * hop) % period
             cond = conditioning_window(
                 wavenet, latents[:active], speaker[:active], lengths_dev[:active], first, last
             )  # (active, last - first, L, G)
             state.cond = torch.cat([cond.new_zeros(active, lead // hop, *cond.shape[2:]), cond], 1)
             state.t = lead
-            if temperature <= 0:
-                u = None
-            elif uniforms is None:
-                u = torch.rand(B, out.size(1), device=device, generator=generator)
-            else:
-                u = uniforms[order.to(uniforms.device), first * hop : last * hop].to(device)
             x, active = wavenet.sample_steps(state, x, active, n_samples, first * hop, out, u, temperature)
         wav = mu_law_decode(out, model.mu_law_classes)
         wav = wav * length_mask(lengths_dev - first, last - first).repeat_interleave(hop, -1).squeeze(1)
         result = torch.empty_like(wav)
         result[order.to(device)] = wav
         yield first, result
+
+
+def static_sampler(
+    wavenet: WaveNet, batch: int, chunk_frames: int, temperature: float, device: torch.device, dtype, loop: str
+) -> graphgen.StaticSampler | None:
+    """The fixed-shape sampler ``generate_chunked`` runs for ``loop`` (None: the PyTorch loop).
+
+    On CUDA its graph is captured here, before any sample, so that a capture failure can still fall
+    back to the PyTorch loop (with a one-line warning) for the whole run.
+    """
+    if loop not in ("auto", "torch", "static"):
+        raise ValueError(f"loop must be auto, torch or static, got {loop!r}")
+    if loop == "torch" or (loop == "auto" and device.type != "cuda"):
+        return None
+    # Every chunk but the last fills whole graphs: chunk_frames * hop samples are a multiple of the graph length.
+    steps = math.gcd(graphgen.STEPS_PER_GRAPH, chunk_frames * wavenet.hop_length)
+    sampler = graphgen.StaticSampler(wavenet, batch, chunk_frames, temperature, steps, device, dtype)
+    if device.type == "cuda":
+        try:
+            sampler.capture()
+        except RuntimeError as e:
+            if loop == "static":
+                raise
+            graphgen.warn_fallback(e)
+            return None
+    return sampler
 
 
 # A batch whose conditioning (B * N * L * G floats) fits this runs as one WaveNet.generate call, which

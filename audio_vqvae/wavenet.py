@@ -200,21 +200,24 @@ class WaveNet(nn.Module):
         self.check_speakers(speaker)
         B = latents.size(0)
         cond = self.conditioning(latents, speaker).permute(0, 3, 1, 2).contiguous()  # (B, N, L, G)
-        buffers, weights = [], []
+        # Zeros are the causal conv's left padding, so step t = 0 matches the forward pass.
+        buffers = [latents.new_zeros(B, (la.kernel_size - 1) * la.dilation, la.conv.in_channels) for la in self.layers]
+        return GenerationState(cond=cond, buffers=buffers, weights=self.step_weights(), hop_length=self.hop_length)
+
+    def step_weights(self) -> list[tuple[Tensor, Tensor, Tensor, Tensor]]:
+        """Per layer (W_conv^T (k * R, G) with taps oldest first, b_conv (G,), W_out^T (G/2, R + S), b_out)."""
+        weights = []
         for layer in self.layers:
-            R = layer.conv.in_channels
-            # Zeros are the causal conv's left padding, so step t = 0 matches the forward pass.
-            buffers.append(latents.new_zeros(B, (layer.kernel_size - 1) * layer.dilation, R))
             w = layer.conv.weight  # (G, R, k); tap j multiplies x[t - (k - 1 - j) * dilation]
             weights.append(
                 (
-                    w.permute(2, 1, 0).reshape(-1, w.size(0)),  # (k * R, G), taps oldest first
+                    w.permute(2, 1, 0).reshape(-1, w.size(0)),
                     layer.conv.bias,
-                    layer.out.weight.squeeze(-1).t(),  # (G/2, R + S)
+                    layer.out.weight.squeeze(-1).t(),
                     layer.out.bias,
                 )
             )
-        return GenerationState(cond=cond, buffers=buffers, weights=weights, hop_length=self.hop_length)
+        return weights
 
     def step(self, state: GenerationState, inputs: Tensor) -> Tensor:
         """One sample for the first ``b`` utterances of the batch, ``b = inputs.size(0)``.

@@ -104,7 +104,8 @@ def kernels_per_step(net: WaveNet, batch: int, device: str) -> int:
 
     latents = torch.randn(batch, net.cond_in_channels, 2, device=device)
     speaker = torch.zeros(batch, dtype=torch.long, device=device)
-    sampler = graphgen.StaticSampler(net, latents, speaker, torch.rand(batch, 2 * net.hop_length, device=device), 1.0)
+    sampler = graphgen.StaticSampler(net, batch, 2, 1.0, device=device)
+    sampler.load(net.init_state(latents, speaker).cond, torch.rand(batch, 2 * net.hop_length, device=device))
     with torch.no_grad():
         sampler.step()
         with profile() as prof:

@@ -56,11 +56,17 @@ def test_static_steps_equal_reference(kernel_size, steps_per_graph, temperature)
         assert len(set(out[0].tolist())) > 3, "a real sampled sequence, not a constant"
 
 
+def sampler_for(net: WaveNet, latents, speaker, uniforms, temperature: float = 1.0, steps: int = 5) -> StaticSampler:
+    """A sampler loaded with the whole utterance as one chunk."""
+    sampler = StaticSampler(net, latents.size(0), latents.size(-1), temperature, steps, latents.device)
+    sampler.load(net.init_state(latents, speaker).cond, uniforms)
+    return sampler
+
+
 def test_rows_run_to_the_longest_and_are_reset_past_their_length():
     net = wavenet()
     latents, speaker, lengths, uniforms = inputs()
-    sampler = StaticSampler(net, latents, speaker, uniforms, 1.0, steps_per_graph=5)
-    raw = sampler.run(graphed=False)  # every row generated to N * hop
+    raw = sampler_for(net, latents, speaker, uniforms).run(graphed=False)  # every row generated to N * hop
     assert raw.shape == (3, 6 * HOP)
     assert (raw[1, 3 * HOP :] != net.n_classes // 2).any(), "the finished row kept running"
     out = graphgen.generate(net, latents, speaker, lengths, 1.0, uniforms, None, 5)
@@ -69,19 +75,55 @@ def test_rows_run_to_the_longest_and_are_reset_past_their_length():
         assert (out[b, n:] == net.n_classes // 2).all()
 
 
-def test_run_twice_restarts_from_empty_caches():
+@pytest.mark.parametrize("kernel_size", [2, 3])
+def test_chunks_carry_the_caches_and_equal_one_pass(kernel_size):
+    """load/run chunk by chunk (the last one padded to a whole graph) gives the one-pass samples."""
+    net = wavenet(kernel_size)
+    latents, speaker, _, uniforms = inputs(N=7)
+    one_pass = sampler_for(net, latents, speaker, uniforms, steps=12).run(graphed=False).clone()
+    cond = net.init_state(latents, speaker).cond  # (B, N, L, G)
+    sampler = StaticSampler(net, 3, 3, 1.0, steps_per_graph=12)  # 3 frames = 24 samples = 2 graphs; the last 1.5
+    pieces = []
+    for first in range(0, 7, 3):
+        sampler.load(cond[:, first : first + 3], uniforms[:, first * HOP : (first + 3) * HOP])
+        pieces.append(sampler.run(graphed=False).clone())
+    assert [p.size(1) for p in pieces] == [24, 24, 8]
+    assert torch.equal(torch.cat(pieces, 1), one_pass)
+    sampler.reset()  # and from the start again
+    sampler.load(cond[:, :3], uniforms[:, : 3 * HOP])
+    assert torch.equal(sampler.run(graphed=False), one_pass[:, : 3 * HOP])
+
+
+def test_bad_chunks_are_rejected_clearly():
     net = wavenet()
     latents, speaker, _, uniforms = inputs()
-    sampler = StaticSampler(net, latents, speaker, uniforms, 1.0, steps_per_graph=4)
-    first = sampler.run(graphed=False).clone()
-    assert torch.equal(sampler.run(graphed=False), first)
-
-
-def test_sampling_without_uniforms_is_rejected_clearly():
-    net = wavenet()
-    latents, speaker, _, _ = inputs()
+    cond = net.init_state(latents, speaker).cond
+    sampler = StaticSampler(net, 3, 4, 1.0)
     with pytest.raises(ValueError, match="uniforms of shape"):
-        StaticSampler(net, latents, speaker, None, 1.0)
+        sampler.load(cond[:, :4], None)
+    with pytest.raises(ValueError, match="a chunk of 6 frames exceeds"):
+        sampler.load(cond, uniforms)
+
+
+@pytest.mark.parametrize("chunk_frames", [2, 4])
+def test_chunked_decoding_with_the_static_loop_equals_the_pytorch_loop(chunk_frames):
+    from audio_vqvae.config import preset
+    from audio_vqvae.model import VQVAE
+    from audio_vqvae.synthesis import generate_chunked
+
+    cfg = preset("tiny")
+    cfg.decoder.n_speakers = 3
+    torch.manual_seed(0)
+    model = VQVAE.from_config(cfg).eval()
+    codes = torch.randint(0, cfg.quantizer.codebook_size, (3, 7))
+    speaker, lengths = torch.tensor([0, 2, 1]), torch.tensor([7, 2, 5])
+    runs = {}
+    for loop in ("torch", "static"):
+        gen = torch.Generator().manual_seed(3)
+        chunks = generate_chunked(model, codes, speaker, lengths, chunk_frames=chunk_frames, generator=gen, loop=loop)
+        runs[loop] = torch.cat([wav for _, wav in chunks], 1)
+    assert runs["torch"].abs().sum() > 0
+    assert torch.equal(runs["static"], runs["torch"])
 
 
 def test_failed_capture_falls_back_to_reference_with_one_warning(monkeypatch):
@@ -114,8 +156,7 @@ def test_cuda_graph_replay_equals_eager_steps_and_reference(temperature):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a capture failure must not pass silently through the fallback
         graphed = net.generate(latents, speaker, lengths, temperature=temperature, uniforms=uniforms)
-    eager = StaticSampler(net, latents, speaker, uniforms if temperature else None, temperature, 64)
-    eager_out = eager.run(graphed=False)
+    eager_out = sampler_for(net, latents, speaker, uniforms if temperature else None, temperature, 64).run(False)
     for b, n in enumerate((lengths * HOP).tolist()):
         assert torch.equal(graphed[b, :n], eager_out[b, :n])
     ref = net.generate(latents, speaker, lengths, temperature=temperature, uniforms=uniforms, backend="torch")
