@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
@@ -162,6 +163,11 @@ def add_generation_arguments(p: argparse.ArgumentParser, encodes: bool = True) -
         p.add_argument("--chunk-seconds", type=float, default=4.0, help="encoder window in seconds (default 4)")
 
 
+def cmd_prepare(args: argparse.Namespace) -> int:
+    module = importlib.import_module(f"audio_vqvae.corpora.{args.corpus}")
+    return module.main(args.args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="audio-vqvae",
@@ -174,6 +180,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(p)
     p.add_argument("--json", action="store_true", help="print the resolved config and sizes as JSON")
     p.set_defaults(func=cmd_info)
+
+    from .corpora import CORPORA
+
+    p = sub.add_parser(
+        "prepare",
+        help="prepare a corpus: resampled audio, manifests, speakers, split",
+        description="Prepare a corpus folder for training and evaluation (audio_vqvae/corpora): "
+        "'audio-vqvae prepare CORPUS --help' lists the corpus's options.",
+    )
+    p.add_argument("corpus", choices=CORPORA, help="vctk, librispeech, folder (your own recordings) or synthetic")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="the corpus's arguments (folders and options)")
+    p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser(
         "train",

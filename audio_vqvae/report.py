@@ -20,7 +20,7 @@ import numpy as np
 from audio_vqvae.manifest import SPLITS, Utterance, read_manifest, read_speakers
 
 SYNTHETIC_NOTE = (
-    "**The corpus is SYNTHETIC**: formant-synthesised speech-like audio from `data_prep.synthetic`, "
+    "**The corpus is SYNTHETIC**: formant-synthesised speech-like audio from `audio-vqvae prepare synthetic`, "
     "not real speech. The figures below show that the pipeline works end to end; they say nothing "
     "about quality on real speech."
 )

@@ -1,1 +1,1 @@
-"""Corpus preparation: one module per corpus, each a ``prepare(...)`` function and a thin ``main()``."""
+"""Corpus preparation from a clone: ``python -m data_prep.CORPUS``, the same as ``audio-vqvae prepare CORPUS``."""

@@ -45,7 +45,7 @@ def prepared_corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def synthetic_corpus(tmp_path_factory) -> Path:
     """The built-in synthetic corpus (formant-synthesised, not speech), prepared as users prepare it."""
-    from data_prep import synthetic
+    from audio_vqvae.corpora import synthetic
 
     root = tmp_path_factory.mktemp("synthetic")
     synthetic.prepare(root, n_speakers=3, n_sentences=10)

@@ -19,6 +19,7 @@ from audio_vqvae.alignment import (
     read_textgrid,
     write_phone_table,
 )
+from audio_vqvae.corpora import folder, librispeech, vctk
 from audio_vqvae.manifest import SPLITS, Utterance, read_manifest, read_speakers
 from audio_vqvae.prepare import (
     SourceUtterance,
@@ -27,7 +28,6 @@ from audio_vqvae.prepare import (
     split_by_sentence,
     split_by_utterance,
 )
-from data_prep import folder, librispeech, vctk
 
 ROOT = Path(__file__).resolve().parents[1]
 FRACTIONS = {"valid_fraction": 0.2, "test_fraction": 0.2}  # tiny corpora: hold something out
@@ -421,7 +421,7 @@ def test_phone_table_round_trip_and_errors_name_the_line(tmp_path):
 
 def test_synthetic_corpus_has_the_same_layout_and_exact_alignments(tmp_path):
     pytest.importorskip("audio_vqvae.synthetic")
-    from data_prep import synthetic
+    from audio_vqvae.corpora import synthetic
 
     report = synthetic.prepare(tmp_path / "out", n_speakers=3, n_sentences=6)
     assert "SYNTHETIC" in report.notes[0] and report.kept == 18
@@ -437,11 +437,11 @@ def test_synthetic_corpus_has_the_same_layout_and_exact_alignments(tmp_path):
         assert phones[utt][0].start == 0 and phones[utt][-1].end == pytest.approx(row.duration, abs=1e-6)
 
 
-def run_cli(module: str, *args: str) -> subprocess.CompletedProcess:
+def run_cli(module: str, *args: str, shim: bool = False) -> subprocess.CompletedProcess:
+    """``audio-vqvae prepare MODULE ARGS``, or with ``shim`` the clone's ``python -m data_prep.MODULE ARGS``."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", f"data_prep.{module}", *args], cwd=ROOT, env=env, capture_output=True, text=True
-    )
+    command = ["-m", f"data_prep.{module}"] if shim else ["-m", "audio_vqvae", "prepare", module]
+    return subprocess.run([sys.executable, *command, *args], cwd=ROOT, env=env, capture_output=True, text=True)
 
 
 def test_cli_prepares_and_fails_in_one_line(tmp_path):
@@ -455,3 +455,7 @@ def test_cli_prepares_and_fails_in_one_line(tmp_path):
     (tmp_path / "empty").mkdir()
     out = run_cli("librispeech", str(tmp_path / "empty"), str(tmp_path / "x"))
     assert out.returncode != 0 and "no LibriSpeech audio" in out.stderr and out.stderr.count("\n") == 1
+    # the clone's python -m data_prep.CORPUS runs the same code
+    out = run_cli("vctk", str(corpus), str(tmp_path / "out2"), "--mic", "both", "--min-duration", "0.2", shim=True)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "out2" / "train.jsonl").read_text() == (tmp_path / "out" / "train.jsonl").read_text()

@@ -29,7 +29,7 @@ ckpt="$model/last.pt"
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   echo "== stage 1: synthetic corpus (not speech) -> $data"
-  python -m data_prep.synthetic "$data" --n-speakers 4 --n-sentences 20
+  audio-vqvae prepare synthetic "$data" --n-speakers 4 --n-sentences 20
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then

@@ -52,7 +52,7 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   fi
   read -r -a subsets <<< "$subset"
   echo "== stage 1: prepare $corpus (${subsets[*]}) with alignments $alignments -> $data"
-  python -m data_prep.librispeech "$corpus" "$data" --subsets "${subsets[@]}" --alignments "$alignments"
+  audio-vqvae prepare librispeech "$corpus" "$data" --subsets "${subsets[@]}" --alignments "$alignments"
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then

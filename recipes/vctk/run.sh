@@ -60,7 +60,7 @@ fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   echo "== stage 1: prepare $corpus -> $data"
-  python -m data_prep.vctk "$corpus" "$data"
+  audio-vqvae prepare vctk "$corpus" "$data"
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
