@@ -87,6 +87,22 @@ def test_vctk_recipe_fails_on_a_bad_corpus_and_a_bad_conf(tmp_path):
     assert out.returncode == 2 and "paper or debug" in out.stderr
 
 
+@pytest.mark.parametrize("recipe", ["demo", "vctk", "units"])
+def test_recipe_options_are_checked_and_help_prints_the_usage(recipe, tmp_path):
+    script = f"recipes/{recipe}/run.sh"
+    assert os.access(ROOT / script, os.X_OK), "the README runs it as a program"
+    out = run_script(script, "--out", str(tmp_path / "exp"), "--stpes", "3")
+    assert out.returncode == 2 and f"{recipe}/run.sh: unknown option --stpes" in out.stderr and "--steps" in out.stderr
+    out = run_script(script, "--steps")
+    assert out.returncode == 2 and "--steps needs a value" in out.stderr
+    out = run_script(script, "stray")
+    assert out.returncode == 2 and "unexpected argument stray" in out.stderr
+    out = run_script(script, "--help")
+    assert out.returncode == 0 and f"Usage: recipes/{recipe}/run.sh" in out.stdout
+    assert "set -euo" not in out.stdout and not out.stdout.startswith("#"), "the header comment, as plain text"
+    assert not (tmp_path / "exp").exists(), "a bad command line must not start any stage"
+
+
 def phone_table(corpus: Path, path: Path) -> Path:
     """A phone alignment for every utterance of the fake LibriSpeech tree (0.5 s each)."""
     lines = ["id\tstart\tend\tphone"]

@@ -12,16 +12,10 @@ stop_stage=6
 out=exp/demo
 steps=""
 conf="$here/conf/demo.yaml"
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage) stage=$2; shift 2 ;;
-    --stop-stage) stop_stage=$2; shift 2 ;;
-    --out) out=$2; shift 2 ;;
-    --steps) steps=$2; shift 2 ;;
-    --conf) conf=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
-    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-done
+options="stage stop_stage out steps conf"
+# shellcheck source=recipes/parse_options.sh
+. "$here/../parse_options.sh"
+conf=$(cd "$(dirname "$conf")" && pwd)/$(basename "$conf")
 cd "$root"
 data="$out/data"
 model="$out/model"

@@ -19,21 +19,11 @@ subset=${SUBSET:-train-clean-100}
 out=exp/units
 conf=units
 steps=""
-split_names="train valid test"  # splits extracted (stage 3) and written out (stage 5)
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage) stage=$2; shift 2 ;;
-    --stop-stage) stop_stage=$2; shift 2 ;;
-    --corpus) corpus=$2; shift 2 ;;
-    --alignments) alignments=$2; shift 2 ;;
-    --subset) subset=$2; shift 2 ;;
-    --out) out=$2; shift 2 ;;
-    --conf) conf=$2; shift 2 ;;
-    --steps) steps=$2; shift 2 ;;
-    --splits) split_names=$2; shift 2 ;;
-    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-done
+splits="train valid test"  # splits extracted (stage 3) and written out (stage 5)
+options="stage stop_stage corpus alignments subset out conf steps splits"
+# shellcheck source=recipes/parse_options.sh
+. "$here/../parse_options.sh"
+split_names=$splits
 case "$conf" in
   units) preset=paper ;;
   debug) preset=tiny ;;

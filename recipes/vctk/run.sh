@@ -17,19 +17,9 @@ conf=paper
 steps=""
 n_sources=8   # held-out source utterances (from the test split: sentences no training utterance reads)
 n_targets=3   # target speakers per source
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage) stage=$2; shift 2 ;;
-    --stop-stage) stop_stage=$2; shift 2 ;;
-    --corpus) corpus=$2; shift 2 ;;
-    --out) out=$2; shift 2 ;;
-    --conf) conf=$2; shift 2 ;;
-    --steps) steps=$2; shift 2 ;;
-    --n-sources) n_sources=$2; shift 2 ;;
-    --n-targets) n_targets=$2; shift 2 ;;
-    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-done
+options="stage stop_stage corpus out conf steps n_sources n_targets"
+# shellcheck source=recipes/parse_options.sh
+. "$here/../parse_options.sh"
 case "$conf" in
   paper) preset=paper ;;
   debug) preset=tiny ;;
