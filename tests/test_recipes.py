@@ -17,7 +17,8 @@ from audio_vqvae.checkpoint import load_checkpoint
 from audio_vqvae.manifest import read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = [".ci/run", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "recipes").glob("*/run.sh"))]
+SHELL_FILES = [*ROOT.glob("recipes/**/*.sh"), *ROOT.glob("bench/*.sh")]
+SCRIPTS = [".ci/run", *sorted(str(p.relative_to(ROOT)) for p in SHELL_FILES)]
 
 
 def run_script(script: str, *args: str) -> subprocess.CompletedProcess:
