@@ -240,6 +240,7 @@ def generate(
     state = wavenet.init_state(latents, speaker)  # conditioning of every frame and layer, range checks
     sampler = StaticSampler(wavenet, B, N, temperature, steps_per_graph, latents.device, state.cond.dtype)
     sampler.load(state.cond, uniforms)
+    del state  # the sampler holds its own copy of the conditioning
     if graphed is None:
         graphed = latents.device.type == "cuda"
     if not graphed:
