@@ -175,7 +175,8 @@ def static_sampler(
 
 # A batch whose conditioning (B * N * L * G floats) fits this runs as one WaveNet.generate call, which
 # uses the fused native loop on the CPU (audio_vqvae.fastgen, 4-20x faster than the PyTorch step
-# loop); longer batches run chunk by chunk in the PyTorch loop so that memory stays bounded.
+# loop); longer batches run chunk by chunk (graph replays on CUDA, the PyTorch loop elsewhere) so that
+# memory stays bounded.
 ONE_PASS_BYTES = 512 * 2**20
 
 

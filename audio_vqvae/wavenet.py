@@ -321,7 +321,7 @@ class WaveNet(nn.Module):
         device = latents.device.type
         if backend == "graph" and device != "cuda":
             warnings.warn(
-                f"CUDA graphs need a CUDA device, not {latents.device}; using another generator", stacklevel=2
+                f"CUDA graphs need a CUDA device, not {latents.device}; using another generator", stacklevel=3
             )
         if backend in ("auto", "graph") and device == "cuda":
             from . import graphgen
