@@ -122,24 +122,26 @@ def generate_chunked(
         last = min(N, first + chunk_frames)
         while active and n_samples[active - 1] <= first * hop:
             active -= 1
-        out = torch.full((B, (last - first) * hop), wavenet.n_classes // 2, dtype=torch.long, device=device)
+        n = (last - first) * hop
         if temperature <= 0:
             u = None
         elif uniforms is None:
-            u = torch.rand(B, out.size(1), device=device, generator=generator)
+            u = torch.rand(B, n, device=device, generator=generator)
         else:
             u = uniforms[order.to(uniforms.device), first * hop : last * hop].to(device)
         if static is not None:  # every row runs every chunk (one graph, one batch size)
             static.load(conditioning_window(wavenet, latents, speaker, lengths_dev, first, last), u)
-            out = static.run(graphed=device.type == "cuda").clone()
-        elif active:
-            lead = (first * hop) % period
-            cond = conditioning_window(
-                wavenet, latents[:active], speaker[:active], lengths_dev[:active], first, last
-            )  # (active, last - first, L, G)
-            state.cond = torch.cat([cond.new_zeros(active, lead // hop, *cond.shape[2:]), cond], 1)
-            state.t = lead
-            x, active = wavenet.sample_steps(state, x, active, n_samples, first * hop, out, u, temperature)
+            out = static.run(graphed=device.type == "cuda")  # a view of the sampler's buffer, decoded below
+        else:
+            out = torch.full((B, n), wavenet.n_classes // 2, dtype=torch.long, device=device)
+            if active:
+                lead = (first * hop) % period
+                cond = conditioning_window(
+                    wavenet, latents[:active], speaker[:active], lengths_dev[:active], first, last
+                )  # (active, last - first, L, G)
+                state.cond = torch.cat([cond.new_zeros(active, lead // hop, *cond.shape[2:]), cond], 1)
+                state.t = lead
+                x, active = wavenet.sample_steps(state, x, active, n_samples, first * hop, out, u, temperature)
         wav = mu_law_decode(out, model.mu_law_classes)
         wav = wav * length_mask(lengths_dev - first, last - first).repeat_interleave(hop, -1).squeeze(1)
         result = torch.empty_like(wav)

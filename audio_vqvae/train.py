@@ -247,11 +247,15 @@ def _train(cfg, data_dir, out_dir, resume, stop_at, rank, world_size, local_rank
         scaler.unscale_(optimizer)
         clip = cfg.optim.grad_clip if cfg.optim.grad_clip is not None else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        loss_finite = dist.all_ranks_true(torch.isfinite(out.loss.detach()))
-        finite = loss_finite and dist.all_ranks_true(torch.isfinite(grad_norm))
+        finite = dist.all_ranks_true(torch.isfinite(out.loss.detach()) & torch.isfinite(grad_norm))  # one sync
         # fp16 loss scaling overflows by design until GradScaler finds a scale that fits: skip the step
         # and let update() halve the scale, without counting it as a non-finite step (the model is fine).
-        overflow = not finite and loss_finite and scaler.is_enabled() and scaler.get_scale() > 1.0
+        overflow = (
+            not finite
+            and scaler.is_enabled()
+            and scaler.get_scale() > 1.0
+            and dist.all_ranks_true(torch.isfinite(out.loss.detach()))  # the loss was fine, the gradients overflowed
+        )
         if finite:
             scaler.step(optimizer)
             nonfinite = 0

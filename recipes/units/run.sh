@@ -23,7 +23,6 @@ splits="train valid test"  # splits extracted (stage 3) and written out (stage 5
 options="stage stop_stage corpus alignments subset out conf steps splits"
 # shellcheck source=recipes/parse_options.sh
 . "$here/../parse_options.sh"
-split_names=$splits
 case "$conf" in
   units) preset=paper ;;
   debug) preset=tiny ;;
@@ -33,7 +32,7 @@ cd "$root"
 data="$out/data"
 model="$out/model"
 ckpt="$model/last.pt"
-read -r -a splits <<< "$split_names"
+read -r -a splits <<< "$splits"  # the --splits string, as an array
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   if [ -z "$alignments" ]; then
