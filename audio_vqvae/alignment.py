@@ -1,4 +1,5 @@
-"""Phone alignments: Praat TextGrids (as written by Montreal Forced Aligner), phone tables, frame labels.
+"""Phone alignments: Praat TextGrids (as written by Montreal Forced Aligner), phone tables (one per corpus or
+per utterance), frame labels.
 
 Labels are kept as written, except that an empty interval becomes "sil": "sil", "sp" and "spn"
 (MFA's silence, short pause and spoken noise) are ordinary labels here, since what counts as
@@ -201,6 +202,52 @@ def read_phone_table(path: str | os.PathLike[str]) -> dict[str, list[PhoneSegmen
                 )
         table[utt] = [seg for seg, _ in items]
     return table
+
+
+def read_segment_table(path: str | os.PathLike[str]) -> list[PhoneSegment]:
+    """Read one utterance's alignment: lines ``start end phone [more columns, ignored]`` (seconds).
+
+    A line holding a tab is split at tabs (so a column may be empty), any other line at
+    whitespace. Blank lines and lines starting with '#' are skipped; a first line whose first two
+    fields are not numbers is a header (e.g. ``start end phone native espeak``). An empty phone
+    becomes "sil". Lines may come in any order; segments must not overlap.
+
+    Returns:
+        The segments in time order (empty for a file without segments).
+    Raises:
+        AlignmentError: naming the file and line, for fewer than 3 fields, a time that is not a
+            finite number, an end before its start, a phone holding whitespace, or overlapping segments.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AlignmentError(f"{path}: alignment table not found")
+    rows: list[tuple[PhoneSegment, int]] = []
+    seen_content = False
+    for lineno, line in enumerate(_read_text(path).splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = [f.strip() for f in line.split("\t")] if "\t" in line else line.split()
+        where = f"{path}:{lineno}"
+        if not seen_content and len(fields) >= 2 and not _is_number(fields[0]) and not _is_number(fields[1]):
+            seen_content = True  # a header line
+            continue
+        seen_content = True
+        if len(fields) < 3:
+            raise AlignmentError(f"{where}: expected 3 fields (start end phone), found {len(fields)}")
+        start_text, end_text, phone = fields[:3]
+        if not (_is_number(start_text) and _is_number(end_text)):
+            raise AlignmentError(f"{where}: start and end must be seconds, found {start_text!r} {end_text!r}")
+        start, end = float(start_text), float(end_text)
+        if start < 0 or end < start:
+            raise AlignmentError(f"{where}: bad segment times {start_text} .. {end_text}")
+        if len(phone.split()) > 1:
+            raise AlignmentError(f"{where}: phone {phone!r} holds whitespace")
+        rows.append((PhoneSegment(start, end, phone or SILENCE), lineno))
+    rows.sort(key=lambda item: (item[0].start, item[0].end))
+    for (prev, _), (seg, lineno) in zip(rows, rows[1:]):
+        if seg.start < prev.end - 1e-6:
+            raise AlignmentError(f"{path}:{lineno}: segment {seg.start}..{seg.end} overlaps {prev.start}..{prev.end}")
+    return [seg for seg, _ in rows]
 
 
 def _is_number(text: str) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import Config, apply_overrides
+from .config import Config, apply_overrides, merge
 from .fileio import atomic_write
 
 FORMAT = 1
@@ -45,9 +45,20 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
+# Keys added after checkpoints were first written, with the value that reproduces the older models:
+# a checkpoint without them was trained without these features, whatever today's defaults are.
+LEGACY_VALUES: dict[str, Any] = {
+    "model": {
+        "mel_loss_weight": None,
+        "encoder": {"layer_norm": False, "frontend": "waveform"},
+        "quantizer": {"batch_norm": False, "cosine_similarity": False},
+    }
+}
+
+
 def config_from_checkpoint(state: dict[str, Any]) -> Config:
-    """The resolved experiment config stored in a checkpoint."""
-    return apply_overrides(Config(), state["config"])
+    """The resolved experiment config stored in a checkpoint (keys it predates get their legacy values)."""
+    return apply_overrides(Config(), merge(LEGACY_VALUES, state["config"]))
 
 
 def rng_state() -> dict[str, Any]:

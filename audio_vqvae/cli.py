@@ -20,7 +20,12 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default="paper", choices=sorted(PRESETS), help="model preset (default: paper)")
+    p.add_argument(
+        "--preset",
+        default="default",
+        choices=sorted(PRESETS),
+        help="model preset: default (paper sizes, EMA codebook, revival, mel loss), paper (as published), tiny",
+    )
     p.add_argument("--config", metavar="CONF.yaml", help="YAML file of overrides (model:, data:, optim:, train:)")
     p.add_argument(
         "--set",
@@ -54,7 +59,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import train
 
     cfg = config_from_args(args)
-    result = train(cfg, args.data, args.out, resume=args.resume, stop_at=args.stop_at)
+    time_limit = None if args.time_limit is None else 60 * args.time_limit
+    result = train(cfg, args.data, args.out, resume=args.resume, stop_at=args.stop_at, time_limit=time_limit)
     print(f"trained to step {result.step}; checkpoint {result.last_checkpoint}")
     return 0
 
@@ -206,6 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--resume", action="store_const", const=True, default=None, help="resume EXP/last.pt (required)")
     g.add_argument("--no-resume", dest="resume", action="store_const", const=False, help="refuse an EXP with last.pt")
     p.add_argument("--stop-at", type=int, metavar="STEP", help="stop after this step; run again to resume")
+    p.add_argument(
+        "--time-limit",
+        type=float,
+        metavar="MINUTES",
+        help="stop after the step that ends past this wall time (set-up included), writing last.pt; run again "
+        "to resume (e.g. a cluster job's limit minus a margin)",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(

@@ -41,6 +41,12 @@ class EncoderConfig:
     # (32, 32, 64, 64, 128, 128 for six strides); see encoder.default_channels.
     channels: int | tuple[int, ...] | None = None
     n_residual_layers: int = 2  # non-strided residual blocks at the frame rate
+    layer_norm: bool = True  # per-time-step layer norm after each conv (wav2vec 2.0); the paper has none
+    # "waveform": the strided convs above (the paper). "log_mel": log-mel frames on the same grid (hop =
+    # the strides' product), then a kernel-3 conv and the residual blocks at the last width (see
+    # audio_vqvae/mel_encoder.py); kernel_sizes are then unused. Much faster to train (issue 11).
+    frontend: Literal["waveform", "log_mel"] = "waveform"
+    n_mels: int = 80  # mel bands of the log_mel front end
 
 
 @dataclass
@@ -50,14 +56,16 @@ class QuantizerConfig:
     codebook_size: int = 512  # K
     dim: int = 64  # D, also the encoder's output channels and the decoder's conditioning input
     commitment_weight: float = 0.25  # beta
-    ema_decay: float | None = None  # None: codebook learned by the codebook loss; 0.99: EMA updates
+    ema_decay: float | None = 0.99  # None: codebook learned by the codebook loss (the paper); 0.99: EMA updates
     ema_epsilon: float = 1e-5  # Laplace smoothing of the EMA cluster sizes
-    kmeans_init: bool = False  # initialise the codebook by k-means on the first training batch
+    kmeans_init: bool = True  # initialise the codebook by k-means on the first training batch
     kmeans_iters: int = 10
-    usage_decay: float = 0.99  # EMA of per-code assignment counts, for dead-code tracking
-    dead_code_threshold: float = 0.03  # a code whose usage EMA (counts per step) is below is dead
-    revive_dead_codes: bool = False  # replace dead codes by recent encoder outputs
+    usage_decay: float = 0.95  # EMA of each code's share of the assignments (~20 steps), for dead codes
+    dead_code_threshold: float = 0.1  # dead below this multiple of the uniform share (M / K of M vectors)
+    revive_dead_codes: bool = True  # replace dead codes by recent encoder outputs (Jukebox, SoundStream)
     revival_buffer_size: int = 4096  # recent encoder outputs kept for revival
+    batch_norm: bool = True  # standardise encoder outputs by batch statistics (Łańcucki et al. 2020)
+    cosine_similarity: bool = True  # l2-normalised lookup on the unit sphere (Yu et al. 2021)
 
 
 @dataclass
@@ -77,15 +85,31 @@ class DecoderConfig:
 
 
 @dataclass
+class MelDecoderConfig:
+    """Auxiliary speaker-conditioned decoder from the codes to log-mel frames (see ``audio_vqvae.mel``)."""
+
+    n_mels: int = 80
+    channels: int = 256
+    n_layers: int = 3
+    kernel_size: int = 5
+
+
+@dataclass
 class ModelConfig:
-    """The whole VQ-VAE. Its defaults are the paper's sizes."""
+    """The whole VQ-VAE. Its sizes are the paper's; preset "paper" also restores its training choices
+    (loss-trained codebook, no k-means, no revival, Euclidean lookup, no mel loss)."""
 
     sample_rate: int = 16000
     mu_law_classes: int = 256
     jitter_probability: float | None = None  # time-jitter of the latents (Chorowski et al. 2019)
+    # Weight of the L1 log-mel loss of the auxiliary mel decoder; None: no mel decoder (the paper).
+    mel_loss_weight: float | None = 1.0
+    # Condition the WaveNet on the mel decoder's prediction too (a vocoder of the codes' spectrogram).
+    mel_conditioning: bool = False
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    mel_decoder: MelDecoderConfig = field(default_factory=MelDecoderConfig)
 
 
 @dataclass
@@ -139,7 +163,19 @@ class Config:
 
 # Named configs hold only their differences from the defaults above.
 PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {},
+    "default": {},  # the paper's sizes with the training choices that keep the codebook alive (issue 11)
+    # van den Oord et al. 2017 as written: the codebook learned by its loss, Euclidean lookup, no extras.
+    "paper": {
+        "mel_loss_weight": None,
+        "encoder": {"layer_norm": False},
+        "quantizer": {
+            "ema_decay": None,
+            "kmeans_init": False,
+            "revive_dead_codes": False,
+            "batch_norm": False,
+            "cosine_similarity": False,
+        },
+    },
     "tiny": {
         "encoder": {"channels": 16, "n_residual_layers": 1},
         "quantizer": {"codebook_size": 32, "dim": 8},
@@ -153,18 +189,19 @@ PRESETS: dict[str, dict[str, Any]] = {
             "n_speakers": 4,
             "speaker_dim": 8,
         },
+        "mel_decoder": {"n_mels": 20, "channels": 16, "n_layers": 1, "kernel_size": 3},
     },
 }
 
 
 def preset(name: str) -> ModelConfig:
-    """Return the named model config (``paper`` or ``tiny``)."""
+    """Return the named model config (``default``, ``paper`` or ``tiny``)."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset '{name}'; known: {', '.join(PRESETS)}")
     return apply_overrides(ModelConfig(), PRESETS[name])
 
 
-def experiment_config(preset_name: str = "paper", overrides: dict[str, Any] | None = None) -> Config:
+def experiment_config(preset_name: str = "default", overrides: dict[str, Any] | None = None) -> Config:
     """An experiment config whose model is the named preset, with nested ``overrides`` applied."""
     return apply_overrides(Config(model=preset(preset_name)), overrides)
 

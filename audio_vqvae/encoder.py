@@ -59,6 +59,22 @@ def length_mask(lengths: Tensor, size: int) -> Tensor:
     return (torch.arange(size, device=lengths.device) < lengths.unsqueeze(1)).unsqueeze(1).float()
 
 
+class ChannelLayerNorm(nn.Module):
+    """Layer normalisation over the channels of each time step: (B, C, L) -> (B, C, L).
+
+    Position-wise, so a frame's value never depends on other frames' statistics and chunked
+    encoding stays exact. wav2vec 2.0's "layer_norm" feature extractor (Baevski et al. 2020)
+    normalises each conv layer of its raw-waveform encoder the same way.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(x.transpose(1, 2)).transpose(1, 2)
+
+
 class ResidualBlock(nn.Module):
     """ReLU, conv k=3, ReLU, conv k=1, added to the input: the paper's residual block (section 4.1)."""
 
@@ -90,6 +106,10 @@ class Encoder(nn.Module):
         channels: output channels of each strided conv (one per stride), or one int for all; the
             residual blocks run at the last width. None: ``default_channels(len(strides))``.
         n_residual_layers: residual blocks after the strided stack.
+        layer_norm: normalise each strided conv's output and the residual stack's output over
+            channels, per time step (``ChannelLayerNorm``). Without it a fresh encoder's outputs are
+            ruled by its biases: the waveform's share shrinks layer by layer, every frame points
+            the same way, and the codebook collapses within the first hundred steps (issue 11).
     """
 
     def __init__(
@@ -99,6 +119,7 @@ class Encoder(nn.Module):
         kernel_sizes: tuple[int, ...] | None = None,
         channels: int | tuple[int, ...] | None = None,
         n_residual_layers: int = 2,
+        layer_norm: bool = True,
     ):
         super().__init__()
         strides = tuple(strides)
@@ -127,7 +148,9 @@ class Encoder(nn.Module):
             nn.Conv1d(1 if i == 0 else widths[i - 1], c, k, stride=s, padding=left)
             for i, (c, k, s, (left, _)) in enumerate(zip(widths, kernel_sizes, strides, self.pads))
         )
+        self.norms = nn.ModuleList(ChannelLayerNorm(c) if layer_norm else nn.Identity() for c in widths)
         self.residual = nn.Sequential(*(ResidualBlock(widths[-1]) for _ in range(n_residual_layers)))
+        self.out_norm = ChannelLayerNorm(widths[-1]) if layer_norm else nn.Identity()
         self.proj = nn.Conv1d(widths[-1], out_channels, 1)
 
     def forward(self, wav: Tensor, lengths: Tensor | None = None) -> Tensor:
@@ -147,7 +170,7 @@ class Encoder(nn.Module):
             raise ValueError(f"encoder needs at least hop_length={self.hop_length} samples, got {wav.size(-1)}")
         x = wav
         valid = None if lengths is None else lengths.to(wav.device)
-        for i, (conv, (left, right)) in enumerate(zip(self.convs, self.pads)):
+        for i, (conv, norm, (left, right)) in enumerate(zip(self.convs, self.norms, self.pads)):
             if i > 0:
                 x = F.relu(x, inplace=True)  # x is the previous conv's fresh output
             if valid is not None:
@@ -155,11 +178,34 @@ class Encoder(nn.Module):
                 valid = valid // conv.stride[0]
             if right > left:
                 x = F.pad(x, (0, right - left))
-            x = conv(x)  # (B, C_i, L // s)
+            x = norm(conv(x))  # (B, C_i, L // s)
         mask = None if valid is None else length_mask(valid, x.size(-1))
         for block in self.residual:
             x = block(x, mask)
-        return self.proj(F.relu(x))  # (B, D, N)
+        return self.proj(F.relu(self.out_norm(x)))  # (B, D, N)
+
+
+def build_encoder(
+    out_channels: int,
+    sample_rate: int,
+    strides: tuple[int, ...] = (2, 2, 2, 2, 2, 2),
+    kernel_sizes: tuple[int, ...] | None = None,
+    channels: int | tuple[int, ...] | None = None,
+    n_residual_layers: int = 2,
+    layer_norm: bool = True,
+    frontend: str = "waveform",
+    n_mels: int = 80,
+) -> nn.Module:
+    """The encoder an ``EncoderConfig`` describes: ``Encoder`` on the waveform, or ``MelEncoder`` on
+    log-mel frames with hop ``prod(strides)`` and the last of ``channels`` as its width (128 if None)."""
+    if frontend == "waveform":
+        return Encoder(out_channels, strides, kernel_sizes, channels, n_residual_layers, layer_norm)
+    if frontend == "log_mel":
+        from .mel_encoder import MelEncoder
+
+        width = channels if isinstance(channels, int) else (channels[-1] if channels else default_channels(1)[0])
+        return MelEncoder(out_channels, hop_length(strides), sample_rate, n_mels, width, n_residual_layers, layer_norm)
+    raise ValueError(f"encoder frontend must be 'waveform' or 'log_mel', got {frontend!r}")
 
 
 def jitter(z: Tensor, probability: float, generator: torch.Generator | None = None) -> Tensor:

@@ -24,6 +24,7 @@ from .metrics.features import KMeansUnits, mfcc_frames
 from .metrics.speaker import train_speaker_classifier
 from .metrics.spectral import mel_cepstral_distortion, reconstruction_metrics
 from .metrics.units import SILENCE_PHONES, bitrate, is_silence, phone_mapping_accuracy, purity_and_pnmi
+from .metrics.wer import Recognizer, normalize_words, word_errors
 from .model import VQVAE
 
 Item = tuple[str, Tensor, str]  # (utterance id, (T,) waveform at model.sample_rate, speaker name)
@@ -197,7 +198,7 @@ def evaluate_units(
         train_clusters = [kmeans.assign(x) for x in train_mfcc]
         eval_clusters = [kmeans.assign(x) for x in eval_mfcc]
         if abx_representation == "vectors":
-            codebook = model.quantizer.codebook.detach().cpu()  # (K, D)
+            codebook = model.quantizer.embeddings().detach().cpu()  # (K, D)
             model_vectors = [codebook[c] for c in eval_codes]  # (N, D) each
             base_vectors = [kmeans.vectors(u) for u in eval_clusters]
         else:
@@ -293,6 +294,8 @@ def evaluate_conversion(
     reconstructions: Sequence[tuple[Tensor, Tensor]] | None = None,
     held_out_fraction: float = 0.25,
     seed: int = 0,
+    texts: Sequence[str | None] | None = None,
+    recognizer: Recognizer | None = None,
 ) -> dict[str, Any]:
     """Voice-conversion metrics: speaker identity, content kept, spectral distance.
 
@@ -310,6 +313,13 @@ def evaluate_conversion(
       excluded, DTW-aligned) between the converted audio and the target speaker's reading, and
       ``mcd_source_target`` between the unconverted source and that reading, the figure a
       conversion should go below.
+    - **Words**, when ``texts`` is given: word error rates (``metrics.wer``, an offline
+      pocketsphinx recogniser) against each pair's text, over the pairs that have one:
+      ``wer_converted`` of the converted audio, ``wer_source_real`` of the source utterance, and
+      ``wer_target_real`` of the parallel target (over the ``n_wer_target`` pairs with one), the
+      recogniser's own error on real speech of these sentences, which a conversion cannot be
+      expected to beat. Scored pairs get ``text``, ``hypothesis_*`` transcripts and their own
+      ``wer_converted``. Without ``texts`` the rates are None, the counts 0.
     - **Reconstruction**, when ``reconstructions`` is given: mean ``mcd`` and
       ``log_mel_distance_db`` between each original and its resynthesis, frame by frame.
 
@@ -323,15 +333,24 @@ def evaluate_conversion(
         reconstructions: optional (original, resynthesis) waveform pairs.
         held_out_fraction: share of each speaker's real utterances held out from the classifier.
         seed: seed of that split.
+        texts: one per pair, the sentence the source utterance reads (None or "" where unknown);
+            turns the word error rates on.
+        recognizer: the ``metrics.wer.Recognizer`` to use with ``texts`` (default: a new one, which
+            needs ``pip install 'audio_vqvae[wer]'``).
     Returns:
         A JSON-ready dict with ``speaker``, ``content``, ``reconstruction`` (None without
         reconstructions) groups and a ``pairs`` list of per-pair results.
     Raises:
-        ValueError: no pairs, or a target speaker without real utterances.
+        ValueError: no pairs, a target speaker without real utterances, or ``texts`` not one per pair.
+        ModuleNotFoundError: ``texts`` without a ``recognizer``, and pocketsphinx is not installed.
     """
     pairs = [ConversionPair(*p) for p in pairs]
     if not pairs:
         raise ValueError("no conversion pairs to evaluate")
+    if texts is not None and len(texts) != len(pairs):
+        raise ValueError(f"texts: expected one per pair ({len(pairs)}), got {len(texts)}")
+    if texts is not None and recognizer is None and any(t and normalize_words(t) for t in texts):
+        recognizer = Recognizer()  # before the slow part, so a missing pocketsphinx fails at once
     sr = model.sample_rate
     clf, speaker_info = train_speaker_classifier(
         [_mono(w) for _, w, _ in real_items],
@@ -408,9 +427,49 @@ def evaluate_conversion(
             "mcd_target": float(np.mean([r["mcd_target"] for r in parallel])) if parallel else None,
             "mcd_source_target": float(np.mean([r["mcd_source_target"] for r in parallel])) if parallel else None,
             "n_parallel": len(parallel),
+            **_word_error_rates(pairs, per_pair, texts, recognizer, sr),
         },
         "reconstruction": reconstruction,
         "pairs": per_pair,
+    }
+
+
+def _word_error_rates(
+    pairs: Sequence[ConversionPair],
+    rows: list[dict[str, Any]],
+    texts: Sequence[str | None] | None,
+    recognizer: Recognizer | None,
+    sr: int,
+) -> dict[str, Any]:
+    """``evaluate_conversion``'s WER entries; adds each scored pair's text and transcripts to its row."""
+    totals = {"converted": [0, 0], "source": [0, 0], "target": [0, 0]}  # [errors, reference words]
+    n = n_target = 0
+    for p, row, text in zip(pairs, rows, texts or ()):
+        if not text or not normalize_words(text):
+            continue
+        audio = {"converted": p.converted, "source": p.source, "target": p.target}
+        row["text"] = text
+        for name, wav in audio.items():
+            hyp = None if wav is None else recognizer.transcribe(_mono(wav), sr)
+            row[f"hypothesis_{name}"] = hyp
+            if hyp is not None:
+                errors, words = word_errors(text, hyp)
+                totals[name][0] += errors
+                totals[name][1] += words
+                if name == "converted":
+                    row["wer_converted"] = errors / words
+        n, n_target = n + 1, n_target + (p.target is not None)
+
+    def rate(name: str) -> float | None:
+        errors, words = totals[name]
+        return errors / words if words else None
+
+    return {
+        "wer_converted": rate("converted"),
+        "wer_source_real": rate("source"),
+        "wer_target_real": rate("target"),
+        "n_wer": n,
+        "n_wer_target": n_target,
     }
 
 
@@ -431,6 +490,16 @@ def format_conversion_report(result: Mapping[str, Any]) -> str:
         lines.append(
             f"  MCD to parallel target   {_num(content['mcd_target'], 2):>6} dB  "
             f"(source vs target {_num(content['mcd_source_target'], 2)} dB, {content['n_parallel']} pairs)"
+        )
+    if content.get("n_wer"):
+        lines.append(
+            f"  WER converted            {_rate(content['wer_converted']):>6} %   "
+            f"(source real {_rate(content['wer_source_real'])} %, {content['n_wer']} pairs)"
+        )
+    if content.get("n_wer_target"):
+        lines.append(
+            f"  WER target real          {_rate(content['wer_target_real']):>6} %   "
+            f"(same sentence, target speaker's reading; {content['n_wer_target']} pairs)"
         )
     if rec:
         lines.append(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from .alignment import PhoneSegment, read_phone_table, read_textgrid
 from .audio import load_audio
 from .evaluate import (
     ConversionPair,
+    Item,
     evaluate_conversion,
     evaluate_units,
     format_conversion_report,
@@ -69,20 +71,55 @@ def items(rows: list[Utterance], model: VQVAE, max_seconds: float | None = None)
     return out
 
 
+def unit_inputs(
+    model: VQVAE,
+    data_dir: str | Path,
+    *,
+    train_split: str = "train",
+    eval_split: str = "test",
+    max_utterances: int | None = 500,
+    alignments: str | Path | None = None,
+) -> tuple[list[Item], list[Item], dict[str, list[PhoneSegment]]]:
+    """``evaluate_units``' inputs from a prepared corpus folder, as ``evaluate units`` loads them.
+
+    Args:
+        model: gives the sample rate (audio is loaded at it) and the shortest utterance (one hop).
+        data_dir: prepared corpus folder (``<split>.jsonl``, and ``phones.tsv`` unless ``alignments``).
+        train_split, eval_split: the split that fits the phone mapping and k-means, and the scored one.
+        max_utterances: per split, the manifest's first rows taken round robin over the speakers
+            (``spread``: deterministic, every speaker in); None for all.
+        alignments: a phone table or a folder of TextGrids (default ``data_dir/phones.tsv``).
+    Returns:
+        (training items, held-out items, alignments of their utterances).
+    Raises:
+        ManifestError: an empty split, or no alignment for any of the chosen utterances.
+    """
+    data = Path(data_dir)
+    table = Path(alignments or data / "phones.tsv")
+    train_rows = split_rows(data, train_split, max_utterances)
+    eval_rows = split_rows(data, eval_split, max_utterances)
+    aligned = read_alignments(table, {r.id for r in train_rows + eval_rows})
+    if not aligned:
+        raise ManifestError(f"{table}: no alignment for any evaluated utterance")
+    return items(train_rows, model), items(eval_rows, model), aligned
+
+
 def cmd_units(args: argparse.Namespace) -> int:
-    data = Path(args.data)
     from .cli import load_model  # the CLI's --device handling; imported late (cli imports this module)
 
     model = load_model(args)
-    train_rows = split_rows(data, args.train_split, args.max_utterances)
-    eval_rows = split_rows(data, args.eval_split, args.max_utterances)
-    alignments = read_alignments(Path(args.alignments or data / "phones.tsv"), {r.id for r in train_rows + eval_rows})
-    if not alignments:
-        raise ManifestError(f"{args.alignments or data / 'phones.tsv'}: no alignment for any evaluated utterance")
+    train_items, eval_items, alignments = unit_inputs(
+        model,
+        args.data,
+        train_split=args.train_split,
+        eval_split=args.eval_split,
+        max_utterances=args.max_utterances,
+        alignments=args.alignments,
+    )
     result = evaluate_units(
         model,
-        items(train_rows, model),
-        items(eval_rows, model),
+        train_items,
+        eval_items,
         alignments,
         exclude_silence=args.exclude_silence,
         abx_context=args.abx_context,
@@ -123,47 +160,132 @@ def read_pair_file(path: Path, rows: dict[str, Utterance]) -> list[tuple[Utteran
     return pairs
 
 
+def corpus_rows(data_dir: str | Path) -> dict[str, Utterance]:
+    """Every row of the corpus folder's manifests (train, valid, test), by utterance id."""
+    data = Path(data_dir)
+    manifests = [data / f"{split}.jsonl" for split in SPLITS if (data / f"{split}.jsonl").is_file()]
+    return {r.id: r for m in manifests for r in read_manifest(m)}
+
+
+def run_conversion(
+    model: VQVAE,
+    data_dir: str | Path,
+    pairs: list[tuple[Utterance, str]],
+    *,
+    max_seconds: float | None = 6.0,
+    real_split: str = "train",
+    real_per_speaker: int = 6,
+    reconstructions: int = 4,
+    batch_size: int = 16,
+    temperature: float = 1.0,
+    seed: int = 0,
+    wer: bool = False,
+) -> dict:
+    """Convert each (source row, target speaker) pair and score it with ``evaluate_conversion``,
+    as ``evaluate conversion`` does.
+
+    The parallel target of a pair is the target speaker's reading of the source's text, found in
+    any of the folder's manifests (normalised text); the speaker classifier learns from
+    ``real_per_speaker`` rows per speaker of ``real_split``; the first ``reconstructions`` sources
+    are also resynthesised with their own speaker. Every waveform is cropped to ``max_seconds``;
+    with ``wer``, pairs whose source or parallel target is longer than that are left out of the
+    word error rates (a cropped reading lacks words of its text).
+
+    Returns:
+        ``evaluate_conversion``'s dict, plus ``wall_seconds``: ``generation`` (conversions and
+        reconstructions) and ``metrics``.
+    Raises:
+        ValueError: an unknown target speaker, or ``wer`` without pocketsphinx.
+        ManifestError: ``wer`` and no pair has a text and short enough audio.
+    """
+    data = Path(data_dir)
+    recognizer = word_recognizer() if wer else None
+    for _, target in pairs:
+        model.speaker_ids([target], 1)  # unknown names fail here, listing the known ones
+    # A parallel target: the target speaker's reading of the same text, where the corpus has one.
+    by_text = {(r.speaker, normalize_text(r.text)): r for r in corpus_rows(data).values() if r.text}
+    parallels = [by_text.get((target, normalize_text(row.text))) if row.text else None for row, target in pairs]
+    # WER only where no audio is cropped: a cropped reading lacks words of its text.
+    texts = [
+        row.text if not max_seconds or all(r.duration <= max_seconds for r in (row, par) if r) else None
+        for (row, _), par in zip(pairs, parallels)
+    ]
+    if wer and not any(texts):
+        raise ManifestError(
+            f"--wer: none of the {len(pairs)} source utterances has a 'text' in the manifests "
+            f"and audio (its own and the parallel target's) no longer than --max-seconds {max_seconds}"
+        )
+    start = time.perf_counter()
+    sources = items([row for row, _ in pairs], model, max_seconds)
+    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+    options = {"batch_size": batch_size, "temperature": temperature, "generator": generator}
+    converted = convert_all(model, [w for _, w, _ in sources], [t for _, t in pairs], **options)
+    recon_sources = sources[:reconstructions]
+    recon = convert_all(model, [w for _, w, _ in recon_sources], [s for _, _, s in recon_sources], **options)
+    generated = time.perf_counter()
+    conv_pairs = []
+    for (row, target), (_, wav, _), out, parallel in zip(pairs, sources, converted, parallels):
+        target_wav = items([parallel], model, max_seconds)[0][1] if parallel else None
+        conv_pairs.append(ConversionPair(out, wav, row.speaker, target, target_wav))
+    real_rows = split_rows(data, real_split, real_per_speaker * max(1, len(model.speakers)))
+    real = items(real_rows, model, max_seconds)
+    result = evaluate_conversion(
+        model,
+        conv_pairs,
+        real,
+        reconstructions=list(zip([w for _, w, _ in recon_sources], recon)),
+        seed=seed,
+        texts=texts if wer else None,
+        recognizer=recognizer,
+    )
+    result["wall_seconds"] = {"generation": generated - start, "metrics": time.perf_counter() - generated}
+    return result
+
+
 def cmd_conversion(args: argparse.Namespace) -> int:
     data = Path(args.data)
     from .cli import load_model  # the CLI's --device handling; imported late (cli imports this module)
 
     model = load_model(args)
-    manifests = [data / f"{split}.jsonl" for split in SPLITS if (data / f"{split}.jsonl").is_file()]
-    all_rows = {r.id: r for m in manifests for r in read_manifest(m)}
     if args.pairs:
-        pairs = read_pair_file(Path(args.pairs), all_rows)
+        pairs = read_pair_file(Path(args.pairs), corpus_rows(data))
     else:
         targets = args.targets.split(",") if args.targets else None
         pairs = conversion_pairs(split_rows(data, args.split), model.speakers, args.n_sources, targets, args.seed)
-    for _, target in pairs:
-        model.speaker_ids([target], 1)  # unknown names fail here, listing the known ones
-    # A parallel target: the target speaker's reading of the same text, where the corpus has one.
-    by_text = {(r.speaker, normalize_text(r.text)): r for r in all_rows.values() if r.text}
-    sources = items([row for row, _ in pairs], model, args.max_seconds)
-    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(args.seed)
-    converted = convert_all(model, [w for _, w, _ in sources], [t for _, t in pairs], args, generator)
-    conv_pairs = []
-    for (row, target), (_, wav, _), out in zip(pairs, sources, converted):
-        parallel = by_text.get((target, normalize_text(row.text))) if row.text else None
-        target_wav = items([parallel], model, args.max_seconds)[0][1] if parallel else None
-        conv_pairs.append(ConversionPair(out, wav, row.speaker, target, target_wav))
-    real_rows = split_rows(data, args.real_split, args.real_per_speaker * max(1, len(model.speakers)))
-    real = items(real_rows, model, args.max_seconds)
-    recon_sources = sources[: args.reconstructions]
-    recon = convert_all(model, [w for _, w, _ in recon_sources], [s for _, _, s in recon_sources], args, generator)
-    result = evaluate_conversion(
-        model, conv_pairs, real, reconstructions=list(zip([w for _, w, _ in recon_sources], recon)), seed=args.seed
+    result = run_conversion(
+        model,
+        data,
+        pairs,
+        max_seconds=args.max_seconds,
+        real_split=args.real_split,
+        real_per_speaker=args.real_per_speaker,
+        reconstructions=args.reconstructions,
+        batch_size=args.batch_size,
+        temperature=args.temperature,
+        seed=args.seed,
+        wer=args.wer,
     )
     result["checkpoint"] = str(args.ckpt)
     return write_report(result, format_conversion_report(result), args.out)
 
 
-def convert_all(model, wavs, speakers, args, generator) -> list[torch.Tensor]:
+def word_recognizer():
+    """The ``--wer`` recogniser; a missing pocketsphinx is a one-line user error."""
+    from .metrics.wer import Recognizer
+
+    try:
+        return Recognizer()
+    except ImportError as e:
+        raise ValueError(str(e)) from e
+
+
+def convert_all(model: VQVAE, wavs: list[torch.Tensor], speakers: list[str], **options) -> list[torch.Tensor]:
+    """``inference.convert`` (batch_size, temperature, generator, ...), nothing for no inputs."""
     if not wavs:
         return []
     from .inference import convert
 
-    return convert(model, wavs, speakers, batch_size=args.batch_size, temperature=args.temperature, generator=generator)
+    return convert(model, wavs, speakers, **options)
 
 
 def write_report(result: dict, table: str, out: str | None) -> int:
@@ -214,4 +336,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--max-seconds", type=float, default=6.0, help="crop every utterance to this length")
     c.add_argument("--batch-size", type=int, default=16)
     c.add_argument("--temperature", type=float, default=1.0)
+    c.add_argument(
+        "--wer",
+        action="store_true",
+        help="word error rate of conversions, sources and parallel targets against the manifests' texts "
+        "(pocketsphinx, English; pip install 'audio_vqvae[wer]'); pairs cropped by --max-seconds are left out",
+    )
     c.set_defaults(func=cmd_conversion)

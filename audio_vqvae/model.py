@@ -12,8 +12,10 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .audio import mu_law_decode, mu_law_encode
-from .config import ModelConfig
-from .encoder import Encoder, jitter
+from .config import ConfigError, ModelConfig
+from .encoder import Encoder, build_encoder, jitter
+from .mel import LogMel, MelDecoder
+from .mel_encoder import MelEncoder
 from .quantizer import VectorQuantizer
 from .wavenet import WaveNet, shift_right
 
@@ -22,8 +24,9 @@ from .wavenet import WaveNet, shift_right
 class VQVAEOutput:
     """What a teacher-forced pass returns; losses are scalars, metrics are detached scalars."""
 
-    loss: Tensor  # reconstruction_loss + quantizer loss (codebook + beta * commitment)
+    loss: Tensor  # reconstruction_loss + mel_loss_weight * mel_loss + quantizer loss (codebook + beta * commitment)
     reconstruction_loss: Tensor  # cross-entropy of the mu-law classes, nats per sample
+    mel_loss: Tensor  # L1 log-mel error of the auxiliary mel decoder (unweighted); 0 without one
     codebook_loss: Tensor
     commitment_loss: Tensor
     perplexity: Tensor
@@ -37,6 +40,7 @@ class VQVAEOutput:
         return {
             "loss/total": self.loss.detach(),
             "loss/reconstruction": self.reconstruction_loss.detach(),
+            "loss/mel": self.mel_loss.detach(),
             "vq/codebook": self.codebook_loss.detach(),
             "vq/commitment": self.commitment_loss.detach(),
             "vq/perplexity": self.perplexity,
@@ -72,26 +76,44 @@ class VQVAE(nn.Module):
     """Encoder, quantizer and speaker-conditioned WaveNet decoder.
 
     Args:
-        encoder: waveform (B, 1, T) to latents (B, D, N).
+        encoder: waveform (B, 1, T) to latents (B, D, N) (``Encoder`` or ``MelEncoder``).
         quantizer: latents to codes and quantized latents.
         decoder: WaveNet conditioned on quantized latents and a speaker.
         sample_rate: model sample rate in Hz.
         mu_law_classes: classes of the decoder's categorical output.
         jitter_probability: time-jitter of the quantized latents in training; None is off.
+        mel_decoder: optional auxiliary decoder from quantized latents and speaker to log-mel frames
+            (``audio_vqvae.mel``); its L1 loss, times ``mel_loss_weight``, joins the training loss.
+        mel_loss_weight: weight of that loss.
+        mel_conditioning: the WaveNet is conditioned on the mel decoder's prediction beside the
+            quantized latents (``conditioning_features``), so it works as a vocoder of a spectrogram
+            that the codes and the chosen speaker determine; needs ``mel_decoder``.
     """
 
     def __init__(
         self,
-        encoder: Encoder,
+        encoder: Encoder | MelEncoder,
         quantizer: VectorQuantizer,
         decoder: WaveNet,
         sample_rate: int = 16000,
         mu_law_classes: int = 256,
         jitter_probability: float | None = None,
+        mel_decoder: MelDecoder | None = None,
+        mel_loss_weight: float = 1.0,
+        mel_conditioning: bool = False,
     ):
         super().__init__()
+        if mel_conditioning and mel_decoder is None:
+            raise ValueError("mel_conditioning needs a mel decoder (set mel_loss_weight)")
+        expected = encoder.proj.out_channels + (mel_decoder.n_mels if mel_conditioning else 0)
+        if decoder.cond_in_channels != expected:
+            raise ValueError(f"decoder conditioning input has {decoder.cond_in_channels} channels, {expected} expected")
         if decoder.hop_length != encoder.hop_length:
             raise ValueError(f"decoder hop {decoder.hop_length} != encoder hop {encoder.hop_length}")
+        self.mel_decoder = mel_decoder
+        self.mel_loss_weight = mel_loss_weight
+        self.mel_conditioning = mel_conditioning
+        self.log_mel = LogMel(sample_rate, encoder.hop_length, mel_decoder.n_mels) if mel_decoder is not None else None
         self.encoder = encoder
         self.quantizer = quantizer
         self.decoder = decoder
@@ -106,15 +128,35 @@ class VQVAE(nn.Module):
     @classmethod
     def from_config(cls, cfg: ModelConfig) -> VQVAE:
         """Build a model from a ``ModelConfig``; the config is kept on ``model.config``."""
-        encoder = Encoder(out_channels=cfg.quantizer.dim, **dataclasses.asdict(cfg.encoder))
+        encoder = build_encoder(cfg.quantizer.dim, cfg.sample_rate, **dataclasses.asdict(cfg.encoder))
         quantizer = VectorQuantizer(**dataclasses.asdict(cfg.quantizer))
+        if cfg.mel_conditioning and cfg.mel_loss_weight is None:
+            raise ConfigError("model.mel_conditioning needs the mel decoder: set model.mel_loss_weight")
         decoder = WaveNet(
             n_classes=cfg.mu_law_classes,
-            cond_in_channels=cfg.quantizer.dim,
+            cond_in_channels=cfg.quantizer.dim + (cfg.mel_decoder.n_mels if cfg.mel_conditioning else 0),
             hop_length=encoder.hop_length,
             **dataclasses.asdict(cfg.decoder),
         )
-        model = cls(encoder, quantizer, decoder, cfg.sample_rate, cfg.mu_law_classes, cfg.jitter_probability)
+        mel_decoder = None
+        if cfg.mel_loss_weight is not None:
+            mel_decoder = MelDecoder(
+                in_channels=cfg.quantizer.dim,
+                n_speakers=cfg.decoder.n_speakers,
+                speaker_dim=cfg.decoder.speaker_dim,
+                **dataclasses.asdict(cfg.mel_decoder),
+            )
+        model = cls(
+            encoder,
+            quantizer,
+            decoder,
+            cfg.sample_rate,
+            cfg.mu_law_classes,
+            cfg.jitter_probability,
+            mel_decoder,
+            cfg.mel_loss_weight if cfg.mel_loss_weight is not None else 0.0,
+            cfg.mel_conditioning,
+        )
         model.config = cfg
         return model
 
@@ -210,6 +252,7 @@ class VQVAE(nn.Module):
             "encoder_parameters": sum(p.numel() for p in self.encoder.parameters()),
             "quantizer_parameters": self.quantizer.codebook.numel(),
             "decoder_parameters": sum(p.numel() for p in self.decoder.parameters()),
+            "mel_decoder_parameters": sum(p.numel() for p in self.mel_decoder.parameters()) if self.mel_decoder else 0,
         }
 
     def _trim(self, wav: Tensor) -> Tensor:
@@ -255,13 +298,35 @@ class VQVAE(nn.Module):
             codes = codes.unsqueeze(0)
         self.check_codes(codes)
         speaker = self.speaker_ids(speaker, codes.size(0)).to(codes.device)
-        latents = self.quantizer.dequantize(codes)  # (B, D, N)
+        latents = self.conditioning_features(self.quantizer.dequantize(codes), speaker, lengths)  # (B, D', N)
         classes = self.decoder.generate(latents, speaker, lengths, temperature, generator)  # (B, N * hop)
         wav = mu_law_decode(classes, self.mu_law_classes)
         if lengths is not None:
             mask = torch.arange(wav.size(-1), device=wav.device) < lengths.to(wav.device).unsqueeze(1) * self.hop_length
             wav = wav * mask
         return wav.unsqueeze(1)
+
+    def conditioning_features(self, latents: Tensor, speaker: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """What the WaveNet is conditioned on: the quantized latents, and with ``mel_conditioning`` the
+        mel decoder's prediction for the given speakers after them.
+
+        Each utterance is predicted on its own first ``lengths[b]`` frames (zeros after), so a batch
+        gives every utterance the features it gets alone, whatever the padding.
+
+        Args:
+            latents: (B, D, N) quantized latents; speaker: (B,) int64 ids; lengths: (B,) frames or None.
+        Returns:
+            (B, D, N), or (B, D + n_mels, N) with mel conditioning.
+        """
+        if not self.mel_conditioning:
+            return latents
+        if lengths is None:
+            return torch.cat([latents, self.mel_decoder(latents, speaker).to(latents.dtype)], 1)
+        out = latents.new_zeros(latents.size(0), latents.size(1) + self.mel_decoder.n_mels, latents.size(2))
+        for b, n in enumerate(lengths.tolist()):
+            one = latents[b : b + 1, :, :n]  # (1, D, n)
+            out[b : b + 1, :, :n] = torch.cat([one, self.mel_decoder(one, speaker[b : b + 1]).to(one.dtype)], 1)
+        return out
 
     def forward(self, wav: Tensor, speaker: Tensor) -> VQVAEOutput:
         """Teacher-forced pass for training.
@@ -280,11 +345,19 @@ class VQVAE(nn.Module):
             latents = jitter(latents, self.jitter_probability)
         targets = mu_law_encode(wav.squeeze(1), self.mu_law_classes)  # (B, T)
         inputs = shift_right(targets, self.mu_law_classes // 2)
-        logits = self.decoder(inputs, latents, speaker)  # (B, C, T)
+        mel = self.mel_decoder(latents, speaker) if self.mel_decoder is not None else None  # (B, n_mels, N)
+        cond = torch.cat([latents, mel.to(latents.dtype)], 1) if self.mel_conditioning else latents
+        logits = self.decoder(inputs, cond, speaker)  # (B, C, T)
         reconstruction = F.cross_entropy(logits.float(), targets)
+        loss = reconstruction + q.loss
+        mel_loss = reconstruction.new_zeros(())
+        if mel is not None:
+            mel_loss = F.l1_loss(mel.float(), self.log_mel(wav.squeeze(1)))  # target (B, n_mels, N)
+            loss = loss + self.mel_loss_weight * mel_loss
         return VQVAEOutput(
-            loss=reconstruction + q.loss,
+            loss=loss,
             reconstruction_loss=reconstruction,
+            mel_loss=mel_loss,
             codebook_loss=q.codebook_loss,
             commitment_loss=q.commitment_loss,
             perplexity=q.perplexity,

@@ -70,6 +70,9 @@ class TrainLogger:
         entropy = -(p[p > 0] * p[p > 0].log()).sum()
         stats["vq/perplexity_window"] = float(entropy.exp())
         stats["vq/codes_used_window"] = int((counts > 0).sum())
+        # Codes that fell below the usage threshold at any step of the window: with revival on, each was
+        # replaced (and starts a fresh grace period), so the usage EMA alone would show none of them.
+        stats["vq/dead_codes_window"] = quantizer.pop_dead_codes()
         stats["vq/dead_codes"] = int((quantizer.usage < quantizer.dead_code_threshold).sum())
         stats["optim/lr"] = lr
         if self.grad_steps:

@@ -397,6 +397,7 @@ def build_corpus(
     options: PrepareOptions,
     sentences: Mapping[str, str] | None = None,
     phones: Mapping[str, Sequence[PhoneSegment]] | None = None,
+    skipped: Sequence[tuple[str, str]] = (),
 ) -> PrepareReport:
     """The whole pipeline: ``prepare_audio``, split, ``write_corpus``.
 
@@ -406,19 +407,23 @@ def build_corpus(
         options: shared options.
         sentences: {utterance id: sentence key}, to hold out whole sentences; None splits by utterance.
         phones: alignments to write to phones.tsv, by utterance id.
+        skipped: (path, reason) of utterances the corpus module already rejected (e.g. a missing
+            alignment); they head bad_files.tsv.
     Returns:
         The report; ``kept`` counts the rows in the manifests.
     Raises:
         ValueError: no sources, or none usable (bad_files.tsv is written first, saying why).
     """
-    if not sources:
+    if not sources and not skipped:
         raise ValueError("no utterances to prepare")
     rows, report = prepare_audio(sources, out_dir, options)
+    report.skipped[:0] = skipped
     key = (lambda u: sentences[u.id]) if sentences is not None else (lambda u: u.id)
     splits = split_by_sentence(list(rows.values()), key, options.valid_fraction, options.test_fraction, options.seed)
     write_corpus(out_dir, splits, report, phones)
     if not rows:
-        raise ValueError(f"none of the {len(sources)} files could be used; see {Path(out_dir) / 'bad_files.tsv'}")
+        total = len(sources) + len(skipped)
+        raise ValueError(f"none of the {total} files could be used; see {Path(out_dir) / 'bad_files.tsv'}")
     return report
 
 

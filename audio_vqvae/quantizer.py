@@ -10,10 +10,16 @@ from torch.nn import functional as F
 
 from . import distributed as dist
 
-# A code starts with a usage EMA of this many times the dead threshold, so a code that is never
-# chosen is declared dead after ln(32) / -ln(usage_decay) steps: ~345 steps at 0.99, 5 at 0.5.
-# A revived code gets the same grace period.
-_USAGE_INIT_FACTOR = 32.0
+# Usage is measured relative to a uniform share of the step's assignments (1.0 = M / K of M vectors),
+# so one threshold serves any batch size and codebook size. A new or revived code starts at the uniform
+# share, so a code never chosen is declared dead after ln(1 / threshold) / -ln(usage_decay) steps:
+# 45 steps at the defaults (threshold 0.1, decay 0.95). An absolute threshold (assignments per step) with
+# a long grace period let a codebook collapse to a few codes for hundreds of steps while reporting no
+# dead code (issue 11).
+_USAGE_INIT = 1.0
+# Momentum of the running mean and variance that the input normalisation uses in eval mode.
+_NORM_MOMENTUM = 0.05
+_NORM_EPS = 1e-5
 
 
 def nearest_codes(x: Tensor, codebook: Tensor) -> Tensor:
@@ -31,6 +37,10 @@ def nearest_codes(x: Tensor, codebook: Tensor) -> Tensor:
     """
     e_sq = (codebook * codebook).sum(1)  # (K,)
     return torch.addmm(e_sq.unsqueeze(0), x, codebook.t(), alpha=-2.0).argmin(1)  # (M, K) -> (M,)
+
+
+def _l2_normalize(x: Tensor) -> Tensor:
+    return F.normalize(x, dim=-1, eps=1e-8)
 
 
 def _kmeans_plus_plus(x: Tensor, k: int) -> Tensor:
@@ -105,8 +115,17 @@ class VectorQuantizer(nn.Module):
         ema_epsilon: Laplace smoothing of the EMA cluster sizes.
         kmeans_init: run k-means on the first training batch to set the codebook.
         kmeans_iters: Lloyd iterations of that k-means.
-        usage_decay: decay of the per-code usage EMA (assignments per step).
-        dead_code_threshold: a code whose usage EMA is below this is dead.
+        usage_decay: decay of the per-code usage EMA.
+        dead_code_threshold: a code whose usage EMA, as a multiple of the uniform share M / K of a
+            step's M assignments, is below this is dead (0.1: a tenth of its fair share).
+        batch_norm: standardise each channel of the encoder outputs by its batch mean and variance
+            before the lookup (running averages in eval mode), without a learned scale or shift
+            (Łańcucki et al. 2020, "Robust training of vector quantized bottleneck models"). Outputs
+            that all point one way at the start, the bias of a fresh encoder, then still spread over
+            the codebook, and k-means init and revival see spread-out vectors.
+        cosine_similarity: l2-normalise encoder outputs and codes, so the lookup is by cosine
+            similarity and codes live on the unit sphere (Yu et al. 2021, ViT-VQGAN, sec. 3.2). The
+            encoder's output scale then cannot strand codes, a cause of early codebook collapse.
         revive_dead_codes: replace dead codes by randomly chosen recent encoder outputs.
         revival_buffer_size: how many recent encoder outputs are kept for revival.
     """
@@ -116,14 +135,16 @@ class VectorQuantizer(nn.Module):
         codebook_size: int = 512,
         dim: int = 64,
         commitment_weight: float = 0.25,
-        ema_decay: float | None = None,
+        ema_decay: float | None = 0.99,
         ema_epsilon: float = 1e-5,
-        kmeans_init: bool = False,
+        kmeans_init: bool = True,
         kmeans_iters: int = 10,
-        usage_decay: float = 0.99,
-        dead_code_threshold: float = 0.03,
-        revive_dead_codes: bool = False,
+        usage_decay: float = 0.95,
+        dead_code_threshold: float = 0.1,
+        revive_dead_codes: bool = True,
         revival_buffer_size: int = 4096,
+        batch_norm: bool = True,
+        cosine_similarity: bool = True,
     ):
         super().__init__()
         checks = [
@@ -150,11 +171,14 @@ class VectorQuantizer(nn.Module):
         self.usage_decay = usage_decay
         self.dead_code_threshold = dead_code_threshold
         self.revive_dead_codes = revive_dead_codes
-        self._usage_init = dead_code_threshold * _USAGE_INIT_FACTOR
+        self.batch_norm = batch_norm
+        self.cosine_similarity = cosine_similarity
 
         # uniform(-1/K, 1/K) as in the paper's code: codes start near the origin, so a code's distance
         # to an encoder output is ruled by direction (-2 z.e) and first assignments spread over codes.
         codebook = torch.empty(codebook_size, dim).uniform_(-1 / codebook_size, 1 / codebook_size)
+        if cosine_similarity:
+            codebook = _l2_normalize(codebook)
         if ema_decay is None:
             self.codebook = nn.Parameter(codebook)
         else:
@@ -163,7 +187,12 @@ class VectorQuantizer(nn.Module):
             # is the codebook from step 0, and a code never chosen stays put instead of jumping to 0 / eps.
             self.register_buffer("cluster_size", torch.ones(codebook_size))
             self.register_buffer("embed_sum", codebook.clone())
-        self.register_buffer("usage", torch.full((codebook_size,), self._usage_init))
+        self.register_buffer("usage", torch.full((codebook_size,), _USAGE_INIT))
+        # Codes found dead at any step since the training logger last read them (revived or not).
+        self.register_buffer("_died", torch.zeros(codebook_size, dtype=torch.bool), persistent=False)
+        if batch_norm:
+            self.register_buffer("running_mean", torch.zeros(dim))
+            self.register_buffer("running_var", torch.ones(dim))
         # True once the codebook holds its real initial values; saved so a reload does not re-run k-means.
         self.register_buffer("initialized", torch.tensor(not kmeans_init))
         # Mirror of ``initialized`` on the host, so forward never reads a device tensor to branch on.
@@ -181,7 +210,32 @@ class VectorQuantizer(nn.Module):
 
     def extra_repr(self) -> str:
         mode = "loss" if self.ema_decay is None else f"ema_decay={self.ema_decay}"
-        return f"codebook_size={self.codebook_size}, dim={self.dim}, {mode}"
+        flags = "".join(f", {n}" for n in ("batch_norm", "cosine_similarity") if getattr(self, n))
+        return f"codebook_size={self.codebook_size}, dim={self.dim}, {mode}{flags}"
+
+    def _normalize_input(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Batch norm and/or l2 normalisation of flat encoder outputs (M, D); also the batch's
+        detached (2, D) mean and variance in training mode with batch_norm, else None."""
+        stats = None
+        if self.batch_norm:
+            if self.training:
+                mean, var = x.mean(0), x.var(0, unbiased=False)  # (D,) each; gradients flow through both
+                stats = torch.stack([mean, var]).detach()
+            else:
+                mean, var = self.running_mean, self.running_var
+            x = (x - mean) * torch.rsqrt(var + _NORM_EPS)
+        if self.cosine_similarity:
+            x = _l2_normalize(x)
+        return x, stats
+
+    def embeddings(self) -> Tensor:
+        """The (K, D) code vectors the lookup uses: the codebook, l2-normalised under cosine similarity.
+
+        Under EMA updates the stored codebook is kept normalised; a loss-trained one is normalised here,
+        so its gradient flows through the normalisation."""
+        if self.cosine_similarity and self.ema_decay is None:
+            return _l2_normalize(self.codebook)
+        return self.codebook
 
     def forward(self, z: Tensor) -> QuantizerOutput:
         """Quantize encoder outputs; in training mode also update the codebook statistics.
@@ -195,12 +249,15 @@ class VectorQuantizer(nn.Module):
         # All quantizer arithmetic in float32: bf16/fp16 distances flip near ties and EMA sums lose mass.
         with torch.autocast(device_type=z.device.type, enabled=False):
             z32 = z.float()
-            x = _flatten(z32)  # (B*N, D)
+            x, stats = self._normalize_input(_flatten(z32))  # (B*N, D)
+            if self.batch_norm or self.cosine_similarity:
+                z32 = _unflatten(x, z.shape)  # (B, D, N): the straight-through path starts at the normalised z
             if self.training and self._kmeans_pending:
                 self._init_by_kmeans(x.detach())
+            codebook = self.embeddings()  # (K, D)
             with torch.no_grad():
-                codes = nearest_codes(x, self.codebook)  # (B*N,)
-            e = F.embedding(codes, self.codebook)  # (B*N, D); carries the codebook's gradient in loss mode
+                codes = nearest_codes(x, codebook)  # (B*N,)
+            e = F.embedding(codes, codebook)  # (B*N, D); carries the codebook's gradient in loss mode
             commitment_loss = F.mse_loss(x, e.detach())
             if self.ema_decay is None:
                 codebook_loss = F.mse_loss(e, x.detach())
@@ -211,7 +268,7 @@ class VectorQuantizer(nn.Module):
             with torch.no_grad():
                 counts = torch.bincount(codes, minlength=self.codebook_size).float()  # (K,)
                 if self.training:
-                    dead = self._update(x.detach(), codes, counts)
+                    dead = self._update(x.detach(), codes, counts, stats)
                 else:
                     dead = self.usage < self.dead_code_threshold
                 probs = counts / counts.sum().clamp(min=1)
@@ -228,6 +285,14 @@ class VectorQuantizer(nn.Module):
         )
 
     @torch.no_grad()
+    def pop_dead_codes(self) -> int:
+        """Codes found dead (usage below the threshold) at any training step since the last call, then
+        forgotten: with revival on, each was replaced by an encoder output. One host sync."""
+        n = int(self._died.sum())
+        self._died.zero_()
+        return n
+
+    @torch.no_grad()
     def quantize(self, z: Tensor) -> Tensor:
         """Nearest-code indices, without side effects.
 
@@ -238,7 +303,8 @@ class VectorQuantizer(nn.Module):
         """
         self._check_input(z)
         with torch.autocast(device_type=z.device.type, enabled=False):
-            return nearest_codes(_flatten(z.float()), self.codebook).view(z.size(0), z.size(2))
+            x, _ = self._normalize_input(_flatten(z.float()))  # (B*N, D); eval: running statistics
+            return nearest_codes(x, self.embeddings()).view(z.size(0), z.size(2))
 
     def dequantize(self, codes: Tensor) -> Tensor:
         """Codebook vectors of ``codes``.
@@ -250,7 +316,7 @@ class VectorQuantizer(nn.Module):
         """
         if codes.dim() != 2:
             raise ValueError(f"dequantize expects codes of shape (B, N), got {tuple(codes.shape)}")
-        return F.embedding(codes, self.codebook).transpose(1, 2)  # (B, N, D) -> (B, D, N)
+        return F.embedding(codes, self.embeddings()).transpose(1, 2)  # (B, N, D) -> (B, D, N)
 
     def _check_input(self, z: Tensor) -> None:
         if z.dim() != 3 or z.size(1) != self.dim or not z.is_floating_point() or z.numel() == 0:
@@ -260,35 +326,51 @@ class VectorQuantizer(nn.Module):
     def _init_by_kmeans(self, x: Tensor) -> None:
         """k-means on this batch sets the codebook (Zeghidour et al. 2021, SoundStream); rank 0's wins."""
         centroids, counts = kmeans(x, self.codebook_size, self.kmeans_iters)
+        if self.cosine_similarity:
+            centroids = _l2_normalize(centroids)  # spherical k-means, to first order
         dist.broadcast_(centroids)
+        counts = dist.broadcast_(counts)
         self.codebook.copy_(centroids)
+        # Usage starts from each cluster's share: a code k-means left empty is revived at once.
+        self.usage.copy_(counts / counts.sum().clamp(min=1) * self.codebook_size)
         if self.ema_decay is not None:
             # cluster_size is an EMA of global per-step counts: scale rank 0's batch counts by the world size.
             world = dist.world_size()
-            self.cluster_size.copy_(dist.broadcast_(counts).mul(world).clamp(min=1))
+            self.cluster_size.copy_(counts.mul(world).clamp(min=1))
             self.embed_sum.copy_(centroids * self.cluster_size[:, None])
         self.initialized.fill_(True)
         self._kmeans_pending = False
 
     @torch.no_grad()
-    def _update(self, x: Tensor, codes: Tensor, counts: Tensor) -> Tensor:
-        """EMA codebook update, usage EMA, revival. x (M, D), codes (M,), counts (K,) of this rank.
+    def _update(self, x: Tensor, codes: Tensor, counts: Tensor, stats: Tensor | None) -> Tensor:
+        """EMA codebook update, usage EMA, revival, running input statistics. x (M, D), codes (M,),
+        counts (K,) of this rank; stats (2, D) its batch mean and variance (batch_norm) or None.
         Returns the (K,) bool mask of codes found dead this step, before revival."""
         # A non-finite batch on any rank must not touch the statistics: the training loop skips such a
         # step, but EMA sums, usage and the revival buffer are updated here, before it can. The flag
         # rides in the same collective and gates every update on the device (no host read).
         bad = (~torch.isfinite(x).all()).float().reshape(1)
-        if self.ema_decay is None:
-            packed = dist.all_reduce_sum(torch.cat([counts, bad]))
-        else:
+        parts = [counts]
+        if self.ema_decay is not None:
             sums = torch.zeros_like(self.codebook).index_add_(0, codes, x)  # (K, D)
-            packed = dist.all_reduce_sum(torch.cat([counts, sums.flatten(), bad]))  # one collective
+            parts.append(sums.flatten())
+        if stats is not None:
+            parts.append(stats.flatten())
+        packed = dist.all_reduce_sum(torch.cat([*parts, bad]))  # one collective
         ok = packed[-1] == 0
+        if stats is not None:  # every rank's running statistics: the mean of the ranks' batch statistics
+            mean, var = (packed[-1 - 2 * self.dim : -1] / dist.world_size()).view(2, self.dim)
+            m = _NORM_MOMENTUM
+            _update_where(ok, self.running_mean, self.running_mean * (1 - m) + mean * m)
+            _update_where(ok, self.running_var, self.running_var * (1 - m) + var * m)
         step_counts = packed[: self.codebook_size]
         if self.ema_decay is not None:
-            self._ema_update(step_counts, packed[self.codebook_size : -1].view_as(self.codebook), ok)
-        _update_where(ok, self.usage, self.usage * self.usage_decay + step_counts * (1 - self.usage_decay))
+            ema_sums = packed[self.codebook_size : self.codebook_size * (self.dim + 1)].view_as(self.codebook)
+            self._ema_update(step_counts, ema_sums, ok)
+        share = step_counts / step_counts.sum().clamp(min=1) * self.codebook_size  # (K,), 1.0 = uniform
+        _update_where(ok, self.usage, self.usage * self.usage_decay + share * (1 - self.usage_decay))
         dead = self.usage < self.dead_code_threshold  # (K,), identical on all ranks
+        self._died |= dead & ok
         if self.revive_dead_codes:
             self._remember(x, ok)
             self._revive(dead & ok)
@@ -303,7 +385,8 @@ class VectorQuantizer(nn.Module):
         _update_where(ok, self.embed_sum, self.embed_sum * decay + sums * (1 - decay))
         n = self.cluster_size.sum()
         smoothed = (self.cluster_size + eps) / (n + k * eps) * n  # (K,)
-        self.codebook.copy_(self.embed_sum / smoothed[:, None])
+        codebook = self.embed_sum / smoothed[:, None]
+        self.codebook.copy_(_l2_normalize(codebook) if self.cosine_similarity else codebook)
 
     def _remember(self, x: Tensor, ok: Tensor) -> None:
         """Write recent encoder outputs (M, D) into the ring buffer; a random subset if M exceeds it.
@@ -331,7 +414,7 @@ class VectorQuantizer(nn.Module):
         pick = torch.randperm(n, device=device)[:k] if n >= k else torch.randint(n, (k,), device=device)
         candidates = dist.broadcast_(self.revival_buffer[pick])  # (K, D)
         self.codebook.copy_(torch.where(dead[:, None], candidates, self.codebook))
-        self.usage.masked_fill_(dead, self._usage_init)  # a fresh grace period, as at the start
+        self.usage.masked_fill_(dead, _USAGE_INIT)  # a fresh grace period, as at the start
         if self.ema_decay is not None:
             # Same state as a code at construction: one pseudo-vector at its value.
             self.cluster_size.masked_fill_(dead, 1.0)

@@ -110,8 +110,9 @@ def generate_chunked(
     lengths = torch.full((B,), N, dtype=torch.long) if lengths is None else lengths.cpu().long()
     order = torch.argsort(lengths, descending=True, stable=True)
     n_samples = (lengths[order] * hop).tolist()  # host copy, before the loop
-    latents = model.quantizer.dequantize(codes[order.to(device)])  # (B, D, N), longest first
     speaker, lengths_dev = speaker.to(device)[order.to(device)], lengths[order].to(device)
+    latents = model.quantizer.dequantize(codes[order.to(device)])  # (B, D, N), longest first
+    latents = model.conditioning_features(latents, speaker, lengths[order])  # (B, D', N)
     static = static_sampler(wavenet, B, min(chunk_frames, N), temperature, device, latents.dtype, loop)
     if static is None:
         state = wavenet.init_state(latents[..., :1], speaker)  # buffers and step weights; cond is set per chunk
@@ -219,9 +220,11 @@ def decode_chunked(
     if uniforms is None and conditioning_bytes(model.decoder, B, N) <= one_pass_bytes:
         model.speaker_ids(speaker, B)  # range checks with the model's messages
         model.check_codes(codes)
+        speaker = speaker.to(codes.device)
         latents = model.quantizer.dequantize(codes)  # (B, D, N)
+        latents = model.conditioning_features(latents, speaker, lengths)  # (B, D', N)
         latents = latents * length_mask(lengths.to(latents.device), N)  # zero-padded, as generate expects
-        classes = model.decoder.generate(latents, speaker.to(codes.device), lengths, temperature, generator)
+        classes = model.decoder.generate(latents, speaker, lengths, temperature, generator)
         wav = mu_law_decode(classes, model.mu_law_classes).cpu()  # (B, N * hop)
         if progress is not None:
             progress(int(lengths.sum()) * hop)

@@ -118,7 +118,12 @@ def resolve_resume(cfg: Config, out_dir: Path, resume: bool | None) -> tuple[Con
 
 
 def train(
-    cfg: Config, data_dir: str | Path, out_dir: str | Path, resume: bool | None = None, stop_at: int | None = None
+    cfg: Config,
+    data_dir: str | Path,
+    out_dir: str | Path,
+    resume: bool | None = None,
+    stop_at: int | None = None,
+    time_limit: float | None = None,
 ) -> TrainResult:
     """Train a VQ-VAE on a prepared corpus folder, writing logs and checkpoints to ``out_dir``.
 
@@ -128,16 +133,21 @@ def train(
         out_dir: experiment folder (config.yaml, checkpoints, TensorBoard logs).
         resume: True resumes last.pt, False refuses an out_dir that holds one, None resumes if present.
         stop_at: stop after this step (a later call resumes), e.g. to fit a job's time limit.
+        time_limit: seconds of wall time for this call, set-up included: the first step that ends
+            after it is the last one; last.pt is written and a later call resumes exactly, as with
+            ``stop_at`` (rank 0's clock decides for every rank).
     """
+    started = time.monotonic()
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     rank, world_size, local_rank = dist.setup()
     try:
-        return _train(cfg, data_dir, out_dir, resume, stop_at, rank, world_size, local_rank)
+        deadline = None if time_limit is None else started + time_limit
+        return _train(cfg, data_dir, out_dir, resume, stop_at, deadline, rank, world_size, local_rank)
     finally:
         dist.teardown()
 
 
-def _train(cfg, data_dir, out_dir, resume, stop_at, rank, world_size, local_rank) -> TrainResult:
+def _train(cfg, data_dir, out_dir, resume, stop_at, deadline, rank, world_size, local_rank) -> TrainResult:
     main = rank == 0
     speakers, train_rows, valid_rows = read_data_folder(data_dir)
     cfg = dataclasses.replace(
@@ -278,15 +288,19 @@ def _train(cfg, data_dir, out_dir, resume, stop_at, rank, world_size, local_rank
             scheduler.step()
         step += 1
         progress.update(1)
+        out_of_time = deadline is not None and dist.broadcast_flag(time.monotonic() >= deadline)
+        final = step == end or out_of_time
         logger.accumulate(
             out, grad_norm if finite else None, wav.size(0) * wav.size(-1) * world_size, time.perf_counter() - t0
         )
-        if step % cfg.train.log_every == 0 or step == end:
+        if step % cfg.train.log_every == 0 or final:
             stats = logger.flush(step, scheduler.get_last_lr()[0], model.quantizer)
             if main and stats:
                 progress.set_postfix(loss=f"{stats['loss/total']:.3f}", samples_s=f"{stats['speed/samples_per_s']:.0f}")
-        if nonfinite:
-            continue  # no validation or checkpoint during a run of skipped steps: last.pt stays the last good one
+        if nonfinite:  # no validation or checkpoint during a run of skipped steps: last.pt stays the last good one
+            if out_of_time:
+                break
+            continue
         if validset is not None and (step % cfg.train.valid_every == 0 or step == cfg.train.steps):
             valid_loss = validate(model, validset, cfg, device, autocast_dtype) if main else None
             if main:
@@ -302,8 +316,12 @@ def _train(cfg, data_dir, out_dir, resume, stop_at, rank, world_size, local_rank
             checkpoint(out_dir / f"step_{step:08d}.pt")
             if main:
                 prune_checkpoints(out_dir, cfg.train.keep_checkpoints)
-        if step % cfg.train.checkpoint_every == 0 or step == end:
+        if step % cfg.train.checkpoint_every == 0 or final:
             checkpoint(last_path)
+        if out_of_time and step < end:
+            if main:
+                log.info("time limit reached after step %d: %s written; run again to resume", step, last_path)
+            break
     progress.close()
     logger.close()
     return TrainResult(step=step, last_checkpoint=last_path, best_valid_loss=best)

@@ -17,7 +17,7 @@ from audio_vqvae.checkpoint import (
     set_rng_state,
     step_checkpoints,
 )
-from audio_vqvae.config import experiment_config, to_dict
+from audio_vqvae.config import apply_overrides, experiment_config, to_dict
 from audio_vqvae.model import VQVAE
 
 
@@ -61,6 +61,27 @@ def test_model_rebuilds_from_checkpoint_alone(tmp_path):
     assert loaded.speakers == ["a", "b"] and not loaded.training
     for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert torch.equal(a, b), k
+    wav = torch.randn(1, 640) * 0.1
+    assert torch.equal(model.eval().encode(wav), loaded.encode(wav))
+
+
+def test_checkpoint_written_before_new_model_options_loads_without_them(tmp_path):
+    """Keys added later (mel decoder, encoder layer norm, quantizer normalisation) take the values of
+    the model the checkpoint holds, not today's defaults."""
+    old = apply_overrides(
+        experiment_config("tiny"),
+        {"model": {"mel_loss_weight": None, "encoder": {"layer_norm": False}}},
+    )
+    old = apply_overrides(old, {"model": {"quantizer": {"batch_norm": False, "cosine_similarity": False}}})
+    torch.manual_seed(0)
+    model = VQVAE.from_config(old.model)
+    config = to_dict(old)
+    del config["model"]["mel_loss_weight"], config["model"]["mel_conditioning"], config["model"]["mel_decoder"]
+    del config["model"]["encoder"]["layer_norm"]
+    del config["model"]["quantizer"]["batch_norm"], config["model"]["quantizer"]["cosine_similarity"]
+    save_checkpoint(tmp_path / "old.pt", {"config": config, "speakers": ["a"], "model": model.state_dict()})
+    loaded = VQVAE.load(tmp_path / "old.pt")
+    assert loaded.mel_decoder is None and not loaded.quantizer.cosine_similarity
     wav = torch.randn(1, 640) * 0.1
     assert torch.equal(model.eval().encode(wav), loaded.encode(wav))
 

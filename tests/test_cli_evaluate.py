@@ -73,3 +73,25 @@ def test_evaluate_errors_are_one_line(checkpoint, synthetic_corpus, tmp_path):
     assert out.returncode == 2 and "none.tsv" in out.stderr
     out = cli("evaluate", "units", "--ckpt", str(tmp_path / "missing.pt"), "--data", str(synthetic_corpus))
     assert out.returncode == 2 and "missing.pt" in out.stderr
+
+
+def test_unit_inputs_and_run_conversion_are_the_commands_in_python(checkpoint, synthetic_corpus):
+    from audio_vqvae.evaluate_cli import run_conversion, unit_inputs
+    from audio_vqvae.manifest import read_manifest
+    from audio_vqvae.model import VQVAE
+    from audio_vqvae.report import choose_pairs
+
+    model = VQVAE.load(checkpoint)
+    train_items, eval_items, alignments = unit_inputs(model, synthetic_corpus, max_utterances=6)
+    assert len(train_items) == 6 and {spk for _, _, spk in train_items} == set(model.speakers)  # spread
+    assert {uid for uid, _, _ in train_items + eval_items} <= set(alignments)
+    uid, wav, _ = eval_items[0]
+    assert wav.dim() == 1 and len(alignments[uid]) > 0
+    pairs = choose_pairs(read_manifest(synthetic_corpus / "test.jsonl"), model.speakers, 3, 2)
+    result = run_conversion(
+        model, synthetic_corpus, pairs, max_seconds=0.3, reconstructions=1, real_per_speaker=4, temperature=0
+    )
+    assert result["n_pairs"] == 6 and result["content"]["n_parallel"] == 6 and result["reconstruction"]["n"] == 1
+    assert result["wall_seconds"]["generation"] > 0 and result["wall_seconds"]["metrics"] > 0
+    with pytest.raises(ValueError, match="nobody"):
+        run_conversion(model, synthetic_corpus, [(pairs[0][0], "nobody")])

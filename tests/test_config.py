@@ -16,9 +16,23 @@ from audio_vqvae.config import (
 )
 
 
-def test_paper_preset_is_the_default_and_has_paper_sizes():
+def test_default_preset_is_the_defaults_and_paper_is_the_published_model():
+    assert preset("default") == ModelConfig()
     cfg = preset("paper")
-    assert cfg == ModelConfig()
+    # The paper's training choices: codebook learned by its loss, Euclidean lookup, no extras.
+    q = cfg.quantizer
+    assert (q.ema_decay, q.kmeans_init, q.revive_dead_codes, q.batch_norm, q.cosine_similarity) == (
+        None,
+        False,
+        False,
+        False,
+        False,
+    )
+    assert cfg.mel_loss_weight is None and not cfg.encoder.layer_norm
+    # Only those choices differ from the defaults: the sizes are the paper's in both.
+    default = ModelConfig()
+    assert cfg.decoder == default.decoder and cfg.encoder.strides == default.encoder.strides
+    assert (q.codebook_size, q.dim) == (default.quantizer.codebook_size, default.quantizer.dim)
     assert cfg.encoder.strides == (2,) * 6 and cfg.quantizer.codebook_size == 512
     assert cfg.quantizer.commitment_weight == 0.25
     d = cfg.decoder

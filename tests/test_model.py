@@ -69,7 +69,7 @@ def test_forward_loss_is_the_sum_of_its_terms():
     wav = speechlike(2, 1000)  # trimmed to 960 = 15 frames
     out = model(wav, torch.tensor([0, 1]))
     assert out.logits.shape == (2, 256, 960) and out.codes.shape == (2, 15)
-    expected = out.reconstruction_loss + out.codebook_loss + 0.25 * out.commitment_loss
+    expected = out.reconstruction_loss + out.mel_loss + out.codebook_loss + 0.25 * out.commitment_loss
     assert torch.allclose(out.loss, expected)
     assert abs(out.reconstruction_loss.item() - math.log(256)) < 1.0  # untrained: near uniform over 256
     assert set(out.metrics()) >= {"loss/total", "vq/perplexity", "vq/codes_used", "vq/dead_codes"}
@@ -88,7 +88,8 @@ def test_bad_waveforms_are_rejected():
 
 
 def test_jitter_only_in_training():
-    model = tiny_model({"jitter_probability": 0.5})
+    # Euclidean lookup, so the raw latents written into the codebook below are what the codes pick.
+    model = tiny_model({"jitter_probability": 0.5, "quantizer": {"cosine_similarity": False}})
     wav = speechlike(1, 640)
     with torch.no_grad():  # give each of the 10 frames its own code, so moving a frame changes the latents
         model.quantizer.codebook[:10] = model.encoder(wav)[0].t()

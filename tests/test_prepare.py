@@ -16,6 +16,7 @@ from audio_vqvae.alignment import (
     PhoneSegment,
     frame_labels,
     read_phone_table,
+    read_segment_table,
     read_textgrid,
     write_phone_table,
 )
@@ -333,6 +334,92 @@ def test_folder_csv_with_and_without_header(tmp_path):
         folder.prepare(corpus / "bad.csv", tmp_path / "bad")
 
 
+def segments_for(k: int) -> list[PhoneSegment]:
+    """A distinct 0.4 s alignment per sentence k (matching tone(..., 0.4, ...))."""
+    cut = round(0.1 + 0.01 * k, 4)
+    return [PhoneSegment(0.0, cut, "sil"), PhoneSegment(cut, 0.3, f"p{k}"), PhoneSegment(0.3, 0.4, "sil")]
+
+
+def fake_devcorpus(root: Path, speakers: int = 3, sentences: int = 6) -> Path:
+    """Like shared/devcorpus/make_corpus.py: utterances.csv (with extra columns), wav/<spk>/<utt>.wav and
+    align/<spk>/<utt>.tsv ("start end phone native espeak" with a header); every speaker reads every sentence."""
+    lines = ["utt_id,speaker,sentence_id,wav,align,duration_s,n_phones,text"]
+    for s in range(speakers):
+        speaker = f"fl_{'abc'[s]}"
+        for k in range(sentences):
+            utt = f"{speaker}_s{k:05d}"
+            tone(root / "wav" / speaker / f"{utt}.wav", 0.4, 16000, seed=10 * s + k)
+            table = ["start\tend\tphone\tnative\tespeak"]
+            table += [f"{g.start:.4f}\t{g.end:.4f}\t{g.phone}\tx\t-" for g in segments_for(k)]
+            (root / "align" / speaker).mkdir(parents=True, exist_ok=True)
+            (root / "align" / speaker / f"{utt}.tsv").write_text("\n".join(table) + "\n")
+            text = f'"Sentence {k}, read by everyone."'
+            lines.append(f"{utt},{speaker},s{k:05d},wav/{speaker}/{utt}.wav,align/{speaker}/{utt}.tsv,0.4,3,{text}")
+    (root / "utterances.csv").write_text("\n".join(lines) + "\n")
+    return root / "utterances.csv"
+
+
+def test_folder_csv_with_ids_sentences_and_alignments(tmp_path):
+    csv_path = fake_devcorpus(tmp_path / "devc")
+    (tmp_path / "devc" / "align" / "fl_b" / "fl_b_s00004.tsv").unlink()  # this utterance is skipped
+    grid = tmp_path / "devc" / "hi.TextGrid"  # a TextGrid works too (its "phones" tier)
+    grid.write_text(LONG_TEXTGRID)
+    text = csv_path.read_text().replace("align/fl_c/fl_c_s00005.tsv", "hi.TextGrid")
+    csv_path.write_text(text.replace("utt_id,speaker,sentence_id,wav,align", "UTT_ID,Speaker,Sentence_ID,WAV,Align"))
+    report = folder.prepare(csv_path, tmp_path / "out", **FRACTIONS)
+    splits = check_layout(tmp_path / "out")
+    where = split_of(splits)
+    expected_ids = {f"fl_{c}_s{k:05d}" for c in "abc" for k in range(6)} - {"fl_b_s00004"}
+    assert set(where) == expected_ids and report.kept == 17  # the CSV's ids, as given
+    for k in range(6):  # a held-out sentence is unheard in every voice
+        assert len({where[u] for u in expected_ids if u.endswith(f"s{k:05d}")}) == 1
+    assert {"train", "valid", "test"} == set(where.values())
+    phones = read_phone_table(tmp_path / "out" / "phones.tsv")
+    assert set(phones) == expected_ids
+    assert phones["fl_a_s00003"] == segments_for(3) and phones["fl_c_s00005"] == HI
+    rows = {r.id: r for r in read_manifest(tmp_path / "out" / "train.jsonl")}
+    assert all(r.text.startswith("Sentence") for r in rows.values())
+    bad = (tmp_path / "out" / "bad_files.tsv").read_text().splitlines()[1:]
+    assert len(bad) == 1 and bad[0].startswith(str(tmp_path / "devc" / "wav" / "fl_b" / "fl_b_s00004.wav"))
+    assert "alignment file not found" in bad[0] and "fl_b_s00004.tsv" in bad[0]
+    assert report.summary() == "kept 17, skipped 1 (see bad_files.tsv)"
+    assert any("split by sentence (sentence column): 6 sentence(s)" in note for note in report.notes)
+
+
+def test_folder_csv_splits_by_normalised_text_without_a_sentence_column(tmp_path):
+    corpus = fake_folder(tmp_path / "corpus", bad=False)
+    lines = ["Audio,Speaker,Text,Comment"]
+    for speaker in ("alice", "bob smith"):
+        for name, text in (("a.wav", "Hello there!"), ("b.flac", "hello, THERE"), ("sub/c.wav", "Other.")):
+            lines.append(f"{speaker}/{name},{speaker},{text!r},ignored".replace("'", '"'))
+    (corpus / "list.csv").write_text("\n".join(lines) + "\n")
+    for seed in range(4):
+        folder.prepare(corpus / "list.csv", tmp_path / f"out{seed}", seed=seed, **FRACTIONS)
+        where = split_of(check_layout(tmp_path / f"out{seed}"))
+        hello = {where[f"{s}_{s}_{n}"] for s in ("alice", "bob_smith") for n in ("a", "b")}
+        assert len(hello) == 1 and len(where) == 6  # one sentence: four utterances in one split
+
+
+def test_folder_csv_alignment_errors_and_trimming(tmp_path):
+    csv_path = fake_devcorpus(tmp_path / "devc", speakers=2, sentences=3)
+    bad = tmp_path / "devc" / "align" / "fl_b" / "fl_b_s00001.tsv"
+    bad.write_text("start\tend\tphone\n0\t0.1\tsil\n0.1\tlate\tAH\n")
+    with pytest.raises(AlignmentError, match=r"fl_b_s00001\.tsv:3: start and end must be seconds"):
+        folder.prepare(csv_path, tmp_path / "out")
+    assert not (tmp_path / "out" / "train.jsonl").exists(), "alignments are read before any audio work"
+    with pytest.raises(ValueError, match="untrimmed audio"):
+        folder.prepare(csv_path, tmp_path / "out", trim_top_db=30.0)
+    bad.write_text("start end phone\n")  # no segments: skipped like a missing file
+    report = folder.prepare(csv_path, tmp_path / "out")
+    assert report.kept == 5 and "holds no segments" in report.skipped[0][1]
+    (tmp_path / "devc" / "dup.csv").write_text("utt_id,wav,speaker\nu 1,wav/fl_a/fl_a_s00000.wav,a\nu_1,x.wav,b\n")
+    with pytest.raises(ValueError, match=r"dup\.csv:3: utterance id 'u_1'.*dup\.csv:2"):
+        folder.prepare(tmp_path / "devc" / "dup.csv", tmp_path / "dup")
+    (tmp_path / "devc" / "two.csv").write_text("path,wav,speaker\nwav/fl_a/fl_a_s00000.wav,x,a\n")
+    with pytest.raises(ValueError, match=r"two\.csv:1: columns 'path' and 'wav' both name the path column"):
+        folder.prepare(tmp_path / "devc" / "two.csv", tmp_path / "two")
+
+
 def test_workers_give_the_same_corpus(tmp_path):
     corpus = fake_folder(tmp_path / "corpus")
     folder.prepare(corpus, tmp_path / "serial")
@@ -414,6 +501,30 @@ def test_phone_table_round_trip_and_errors_name_the_line(tmp_path):
             read_phone_table(tmp_path / "bad.tsv")
     with pytest.raises(ValueError, match="whitespace"):
         write_phone_table(tmp_path / "x.tsv", {"u 1": HI})
+
+
+def test_segment_table_with_header_extra_columns_and_errors_naming_the_line(tmp_path):
+    (tmp_path / "u.tsv").write_text(
+        "start\tend\tphone\tnative\tespeak\n0.1\t0.3125\tHH\thh\t-\n0.0000\t0.1\t\tpau\t-\n0.3125\t0.5\tAY1\n"
+    )
+    assert read_segment_table(tmp_path / "u.tsv") == HI  # any order, empty phone -> "sil", extra columns ignored
+    (tmp_path / "ws.txt").write_text("# comment\n\n0 0.1 sil extra\n0.1  0.3125 HH\n0.3125 0.5 AY1\n")
+    assert read_segment_table(tmp_path / "ws.txt") == HI
+    (tmp_path / "empty.tsv").write_text("start\tend\tphone\n")
+    assert read_segment_table(tmp_path / "empty.tsv") == []
+    for body, line, words in [
+        ("start end phone\n0 0.1 sil\n0.1 0.2\n", 3, "expected 3 fields"),
+        ("0 0.1 sil\n0.1 abc x\n", 2, "start and end must be seconds"),
+        ("0 0.1 sil\n0.3 0.2 x\n", 2, "bad segment times"),
+        ("0 0.1 sil\n-0.1 0.2 x\n", 2, "bad segment times"),
+        ("0\t0.1\ta b\n", 1, "phone 'a b' holds whitespace"),
+        ("0 0.2 sil\n0.1 0.3 x\n", 2, "segment 0.1..0.3 overlaps"),
+    ]:
+        (tmp_path / "bad.tsv").write_text(body)
+        with pytest.raises(AlignmentError, match=rf"bad\.tsv:{line}: {words}"):
+            read_segment_table(tmp_path / "bad.tsv")
+    with pytest.raises(AlignmentError, match="not found"):
+        read_segment_table(tmp_path / "missing.tsv")
 
 
 # -- synthetic corpus and command lines ----------------------------------------------------------

@@ -80,6 +80,8 @@ def test_cli_training_run_on_the_synthetic_corpus_learns_logs_and_checkpoints(sy
         "vq/perplexity_window",
         "vq/codes_used_window",
         "vq/dead_codes",
+        "vq/dead_codes_window",
+        "loss/mel",
         "optim/lr",
         "optim/grad_norm",
         "speed/samples_per_s",
@@ -125,6 +127,25 @@ def test_resume_in_a_new_process_gives_identical_parameters(prepared_corpus, tmp
     torch.manual_seed(0)
     init = VQVAE.from_config(experiment_config("tiny", {"model": {"decoder": {"n_speakers": 3}}}).model).state_dict()
     assert not torch.equal(init["decoder.head.3.weight"], a["model"]["decoder.head.3.weight"])
+
+
+def test_time_limit_stops_after_the_step_that_ends_past_it_and_resume_is_exact(prepared_corpus, tmp_path):
+    from audio_vqvae.cli import main
+
+    conf = write_conf(tmp_path / "c.yaml", {"train": {"audio_every": None}})
+    cfg = experiment_config("tiny", yaml.safe_load(conf.read_text()))
+    exp = tmp_path / "limited"
+    args = ["train", "--preset", "tiny", "--config", str(conf), "--data", str(prepared_corpus), "--out", str(exp)]
+    assert main([*args, "--time-limit", "0"]) == 0  # the CLI's minutes, passed on as seconds
+    assert load_checkpoint(exp / "last.pt")["step"] == 1  # a limit of 0: the first step ends past it
+    assert train(cfg, prepared_corpus, exp, time_limit=0).step == 2
+    assert load_checkpoint(exp / "last.pt")["step"] == 2
+    assert train(cfg, prepared_corpus, exp, time_limit=3600).step == 12  # resumes to train.steps
+    straight = train(cfg, prepared_corpus, tmp_path / "straight")
+    a, b = _final_state(tmp_path / "straight"), _final_state(exp)
+    assert straight.step == a["step"] == b["step"] == 12
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
 
 
 def test_nonfinite_steps_are_skipped_then_stop_training_keeping_the_checkpoint(

@@ -1,4 +1,4 @@
-"""Any folder of recordings, one sub-folder per speaker, or a CSV listing ``path,speaker``.
+"""Any folder of recordings, one sub-folder per speaker, or a CSV listing ``path,speaker`` (and more).
 
 Usage: ``audio-vqvae prepare folder CORPUS_DIR_OR_CSV OUT_DIR``
 """
@@ -8,10 +8,12 @@ from __future__ import annotations
 import argparse
 import csv
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import soundfile as sf
 
+from audio_vqvae.alignment import PhoneSegment, read_segment_table, read_textgrid
 from audio_vqvae.prepare import (
     PrepareReport,
     SourceUtterance,
@@ -19,11 +21,36 @@ from audio_vqvae.prepare import (
     build_corpus,
     check_corpus_dir,
     make_options,
+    normalize_text,
     run_main,
 )
 
 # Every container format libsndfile reads here (wav, flac, ogg, aiff, mp3 with libsndfile >= 1.1, ...).
 AUDIO_SUFFIXES = frozenset("." + f.lower() for f in sf.available_formats()) | {".aif", ".oga", ".opus"}
+
+# A CSV header's column names (any case) for each thing a row may give; other columns are ignored.
+CSV_COLUMNS = {
+    "path": ("path", "wav", "audio"),
+    "speaker": ("speaker",),
+    "id": ("id", "utt_id", "utterance"),
+    "sentence": ("sentence", "sentence_id"),
+    "text": ("text",),
+    "align": ("align", "alignment", "alignments"),
+}
+
+
+@dataclass
+class _Entry:
+    """One listed audio file before ids are made unique."""
+
+    path: Path
+    speaker: str
+    name: str  # the id is <speaker>_<name> when the CSV gives none
+    where: str  # "file.csv:LINE" or the file, for error messages
+    text: str | None = None
+    utt_id: str | None = None  # from the CSV's id column
+    sentence: str | None = None  # from the CSV's sentence column
+    align: Path | None = None  # from the CSV's align column
 
 
 def prepare(corpus_dir: str | Path, out_dir: str | Path, **options) -> PrepareReport:
@@ -32,14 +59,32 @@ def prepare(corpus_dir: str | Path, out_dir: str | Path, **options) -> PrepareRe
     - Folder: each first-level sub-folder is a speaker; its audio files (any format soundfile
       reads, at any depth) are its utterances. Hidden files and folders, files directly in
       ``corpus_dir``, and ``out_dir`` (if inside ``corpus_dir``) are ignored.
-    - CSV (``corpus_dir`` ends in .csv): rows ``path,speaker``; a first row naming the columns
-      ("path", "speaker", optionally "text") is a header. Relative paths are relative to the
-      CSV's folder. A listed file that is missing is a bad file, not an error.
+    - CSV (``corpus_dir`` ends in .csv): rows ``path,speaker``, or, after a header row, any
+      columns in any order. A header names (in any case) the audio path (``path``, ``wav`` or
+      ``audio``) and ``speaker``, and optionally the utterance id (``id``, ``utt_id`` or
+      ``utterance``), the sentence (``sentence`` or ``sentence_id``), the transcript (``text``)
+      and a phone alignment file (``align``, ``alignment`` or ``alignments``); other columns are
+      ignored. Relative paths (audio and alignments) are relative to the CSV's folder. A listed
+      audio file that is missing is a bad file, not an error.
 
-    Ids are ``<speaker>_<path stem relative to the speaker folder (or CSV folder)>`` with '/'
-    and any character other than letters, digits and ``_.+-`` replaced by '_', then made unique
-    with a ``-2``, ``-3``... suffix. Speaker names are made safe the same way. The split is by
-    utterance at random (no sentence ids), every speaker in train.
+    Ids are the CSV's id where it gives one, else ``<speaker>_<path stem relative to the speaker
+    folder (or CSV folder)>``, with '/' and any character other than letters, digits and ``_.+-``
+    replaced by '_'; generated ids are made unique with a ``-2``, ``-3``... suffix, a repeated CSV
+    id is an error. Speaker names are made safe the same way.
+
+    Split: with a sentence column, all utterances of one sentence value go to the same split (a
+    test sentence is unheard in every voice); without one but with a text column, the normalised
+    transcript (``prepare.normalize_text``) is the sentence; a row without either is a sentence
+    of its own. Otherwise (a folder, or a CSV of paths and speakers only) the split is by
+    utterance at random. Every speaker stays in train.
+
+    Alignments: each file is a Praat TextGrid (``.TextGrid``, its "phones" tier) or a table of
+    ``start end phone [more columns, ignored]`` in seconds, tab or whitespace separated, header
+    optional (``alignment.read_segment_table``); they go to phones.tsv. A row with an empty align
+    cell keeps its audio without an alignment. An alignment file that is missing, cannot be read
+    or holds no segments skips its utterance (listed in bad_files.tsv); a malformed one is an
+    ``AlignmentError`` naming the file and line. Trimming is refused with alignments: it would
+    move the audio away from them.
 
     Args:
         corpus_dir: the folder, or a .csv file.
@@ -47,6 +92,9 @@ def prepare(corpus_dir: str | Path, out_dir: str | Path, **options) -> PrepareRe
         **options: fields of ``audio_vqvae.prepare.PrepareOptions``.
     Returns:
         The report (kept, skipped, notes).
+    Raises:
+        ValueError: no corpus, no audio, a malformed CSV row or alignment file, a repeated CSV id,
+            trimming with alignments, or no usable audio at all.
     """
     corpus = Path(corpus_dir)
     opts = make_options(options)
@@ -54,30 +102,80 @@ def prepare(corpus_dir: str | Path, out_dir: str | Path, **options) -> PrepareRe
         raise ValueError(f"{corpus}: corpus folder or CSV not found")
     if corpus.is_dir():
         check_corpus_dir(corpus, out_dir)
+    columns: set[str] = set()
     if corpus.is_file():
         if corpus.suffix.lower() != ".csv":
             raise ValueError(f"{corpus}: expected a folder or a .csv file")
-        entries = _csv_entries(corpus)
+        entries, columns = _csv_entries(corpus)
         notes = [f"folder corpus from {corpus.name}: {len(entries)} listed file(s)"]
     else:
         entries, ignored = _folder_entries(corpus, Path(out_dir))
-        notes = [f"folder corpus: {len({e[1] for e in entries})} speaker folder(s)"]
+        notes = [f"folder corpus: {len({e.speaker for e in entries})} speaker folder(s)"]
         if ignored:
             notes.append(f"{ignored} audio file(s) directly in {corpus} ignored (put them in speaker folders)")
     if not entries:
         raise ValueError(f"{corpus}: no audio files found (expected <speaker>/<file>.wav or a path,speaker CSV)")
+    if "align" in columns and opts.trim_top_db is not None:
+        raise ValueError(
+            f"{corpus}: alignments are timed on the untrimmed audio: drop --trim-db or the CSV's alignment column"
+        )
     sources = _unique_sources(entries)
-    report = build_corpus(sources, out_dir, opts)
+
+    sentences = None
+    if columns & {"sentence", "text"}:
+        sentences = {src.id: _sentence_key(entry, src.id) for entry, src in zip(entries, sources)}
+        how = "sentence column" if "sentence" in columns else "normalised text"
+        notes.append(f"split by sentence ({how}): {len(set(sentences.values()))} sentence(s)")
+
+    phones: dict[str, list[PhoneSegment]] | None = None
+    skipped: list[tuple[str, str]] = []
+    if "align" in columns:
+        phones, kept = {}, []
+        for entry, src in zip(entries, sources):  # read before any audio work: a malformed file fails fast
+            if entry.align is not None:
+                segments, reason = _read_alignment(entry.align)
+                if segments is None:
+                    skipped.append((str(src.path), reason))
+                    continue
+                phones[src.id] = segments
+            kept.append(src)
+        sources = kept
+
+    report = build_corpus(sources, out_dir, opts, sentences=sentences, phones=phones, skipped=skipped)
     report.notes[:0] = notes
     return report
+
+
+def _sentence_key(entry: _Entry, utt_id: str) -> str:
+    """The split key: the sentence value, else the normalised transcript, else the utterance itself."""
+    if entry.sentence:
+        return f"sentence:{entry.sentence}"
+    text = normalize_text(entry.text) if entry.text else ""
+    return f"text:{text}" if text else f"utterance:{utt_id}"
+
+
+def _read_alignment(path: Path) -> tuple[list[PhoneSegment] | None, str]:
+    """(segments, "") or (None, why the utterance is skipped); a malformed file raises AlignmentError."""
+    if not path.is_file():
+        return None, f"alignment file not found: {path}"
+    try:
+        if path.suffix.lower() == ".textgrid":
+            segments = read_textgrid(path, tier="phones")
+        else:
+            segments = read_segment_table(path)
+    except OSError as e:
+        return None, f"cannot read alignment file {path}: {e.strerror or e}"
+    if not segments:
+        return None, f"alignment file holds no segments: {path}"
+    return segments, ""
 
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", name).lstrip(".") or "_"
 
 
-def _folder_entries(corpus: Path, out_dir: Path) -> tuple[list[tuple[Path, str, str, str | None]], int]:
-    """(path, speaker, name for the id, text) for each audio file, and the count of ignored top-level files."""
+def _folder_entries(corpus: Path, out_dir: Path) -> tuple[list[_Entry], int]:
+    """An entry for each audio file, and the count of ignored top-level files."""
     out_dir = out_dir.resolve()
     entries, ignored = [], 0
     for child in sorted(corpus.iterdir()):
@@ -93,55 +191,112 @@ def _folder_entries(corpus: Path, out_dir: Path) -> tuple[list[tuple[Path, str, 
             if path.suffix.lower() not in AUDIO_SUFFIXES or any(p.startswith(".") for p in rel.parts):
                 continue
             if path.is_file() and out_dir not in path.resolve().parents:
-                entries.append((path, child.name, rel.with_suffix("").as_posix(), None))
+                entries.append(_Entry(path, child.name, rel.with_suffix("").as_posix(), str(path)))
     return entries, ignored
 
 
-def _csv_entries(csv_path: Path) -> list[tuple[Path, str, str, str | None]]:
+def _header_columns(csv_path: Path, cells: list[str]) -> dict[str, int] | None:
+    """{what: column index} when ``cells`` is a header (it names an audio path and a speaker column), else None."""
+    names = [c.strip().lower() for c in cells]
+    found: dict[str, int] = {}
+    for what, aliases in CSV_COLUMNS.items():
+        hits = [i for i, name in enumerate(names) if name in aliases]
+        if len(hits) > 1:
+            shown = " and ".join(repr(cells[i].strip()) for i in hits)
+            raise ValueError(f"{csv_path}:1: columns {shown} both name the {what} column; keep one")
+        if hits:
+            found[what] = hits[0]
+    return found if {"path", "speaker"} <= set(found) else None
+
+
+def _csv_entries(csv_path: Path) -> tuple[list[_Entry], set[str]]:
+    """The CSV's rows as entries, and the optional columns its header names (id, sentence, text, align)."""
     with open(csv_path, newline="", encoding="utf-8-sig") as f:
         rows = [(n, row) for n, row in enumerate(csv.reader(f), 1) if any(cell.strip() for cell in row)]
     columns = {"path": 0, "speaker": 1}
-    if rows and {"path", "speaker"} <= {c.strip().lower() for c in rows[0][1]}:
-        columns = {c.strip().lower(): i for i, c in enumerate(rows[0][1])}
-        rows = rows[1:]
+    if rows:
+        header = _header_columns(csv_path, rows[0][1])
+        if header is not None:
+            columns = header
+            rows = rows[1:]
     entries = []
     for lineno, row in rows:
         cells = [c.strip() for c in row]
-        if len(cells) <= max(columns["path"], columns["speaker"]) or not cells[columns["path"]]:
-            raise ValueError(f"{csv_path}:{lineno}: expected path,speaker, found {','.join(cells)!r}")
-        path, speaker = Path(cells[columns["path"]]), cells[columns["speaker"]]
+
+        def cell(what: str, cells: list[str] = cells) -> str:  # "" where the row has no such column
+            i = columns.get(what)
+            return cells[i] if i is not None and i < len(cells) else ""
+
+        where = f"{csv_path}:{lineno}"
+        if len(cells) <= max(columns["path"], columns["speaker"]) or not cell("path"):
+            raise ValueError(f"{where}: expected path,speaker, found {','.join(cells)!r}")
+        path, speaker = Path(cell("path")), cell("speaker")
         if not speaker:
-            raise ValueError(f"{csv_path}:{lineno}: empty speaker")
+            raise ValueError(f"{where}: empty speaker")
         full = path if path.is_absolute() else csv_path.parent / path
         try:
             name = full.relative_to(csv_path.parent).with_suffix("").as_posix()
         except ValueError:  # outside the CSV's folder
             name = path.stem
-        text = cells[columns["text"]] if "text" in columns and len(cells) > columns["text"] else None
-        entries.append((full, speaker, name, text or None))
-    return entries
+        align = Path(cell("align")) if cell("align") else None
+        if align is not None and not align.is_absolute():
+            align = csv_path.parent / align
+        text, utt_id, sentence = (cell(what) or None for what in ("text", "id", "sentence"))
+        entries.append(_Entry(full, speaker, name, where, text, utt_id, sentence, align))
+    return entries, set(columns) - {"path", "speaker"}
 
 
-def _unique_sources(entries: list[tuple[Path, str, str, str | None]]) -> list[SourceUtterance]:
+def _unique_sources(entries: list[_Entry]) -> list[SourceUtterance]:
+    """One source per entry, in order: CSV ids as given (made safe), others ``<speaker>_<name>`` made unique."""
+    given: dict[str, str] = {}  # safe CSV id -> where it is given
+    for e in entries:
+        if e.utt_id is not None:
+            safe_id = _safe(e.utt_id)
+            if safe_id in given:
+                raise ValueError(f"{e.where}: utterance id '{e.utt_id}' ('{safe_id}') is already at {given[safe_id]}")
+            given[safe_id] = e.where
     speakers: dict[str, str] = {}  # safe name -> original
-    sources, taken = [], set()
-    for path, speaker, name, text in entries:
-        safe_speaker = _safe(speaker)
-        if speakers.setdefault(safe_speaker, speaker) != speaker:
-            raise ValueError(f"speakers '{speakers[safe_speaker]}' and '{speaker}' both become '{safe_speaker}'")
-        base = _safe(f"{safe_speaker}_{name}")
-        utt_id, k = base, 1
-        while utt_id in taken:
-            k += 1
-            utt_id = f"{base}-{k}"
-        taken.add(utt_id)
-        sources.append(SourceUtterance(utt_id, path, safe_speaker, text))
+    sources, taken = [], set(given)
+    for e in entries:
+        safe_speaker = _safe(e.speaker)
+        if speakers.setdefault(safe_speaker, e.speaker) != e.speaker:
+            raise ValueError(f"speakers '{speakers[safe_speaker]}' and '{e.speaker}' both become '{safe_speaker}'")
+        if e.utt_id is not None:
+            utt_id = _safe(e.utt_id)
+        else:
+            base = _safe(f"{safe_speaker}_{e.name}")
+            utt_id, k = base, 1
+            while utt_id in taken:
+                k += 1
+                utt_id = f"{base}-{k}"
+            taken.add(utt_id)
+        sources.append(SourceUtterance(utt_id, e.path, safe_speaker, e.text))
     return sources
 
 
+CSV_HELP = """\
+a CSV: rows path,speaker, or a header row naming (any case) the columns path|wav|audio and speaker,
+and optionally id|utt_id|utterance (the utterance id), sentence|sentence_id (utterances of one
+sentence are held out together; without it a text column's normalised transcript is the sentence),
+text, and align|alignment|alignments (a TextGrid with a "phones" tier, or a "start end phone ..."
+table in seconds, per utterance; written to phones.tsv; --trim-db is then refused). Other columns
+are ignored; relative paths are relative to the CSV's folder. An alignment file that is missing
+or empty skips its utterance (see bad_files.tsv); a malformed one is an error naming its line.
+
+example (the development corpus of shared/devcorpus/make_corpus.py):
+  audio-vqvae prepare folder /path/to/devc4/utterances.csv data/devc4 --test-fraction 0.1"""
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="audio-vqvae prepare folder", description=prepare.__doc__.split("\n")[0])
-    parser.add_argument("corpus_dir", help="folder of speaker folders, or a path,speaker CSV")
+    parser = argparse.ArgumentParser(
+        prog="audio-vqvae prepare folder",
+        description=prepare.__doc__.split("\n")[0],
+        epilog=CSV_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "corpus_dir", help="folder of speaker folders (split by utterance), or a CSV listing the files (see below)"
+    )
     parser.add_argument("out_dir", help="output folder")
     add_options(parser)
     return run_main(parser, prepare, argv)

@@ -21,7 +21,7 @@ options="stage stop_stage corpus out conf steps n_sources n_targets"
 # shellcheck source=recipes/parse_options.sh
 . "$here/../parse_options.sh"
 case "$conf" in
-  paper) preset=paper ;;
+  paper) preset=default ;;  # the paper's sizes with the default training choices (--preset paper: as published)
   debug) preset=tiny ;;
   *) echo "run.sh: --conf must be paper or debug, not $conf" >&2; exit 2 ;;
 esac

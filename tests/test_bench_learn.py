@@ -1,0 +1,45 @@
+"""bench/learn.py end to end on the synthetic corpus: two training segments, unit points, conversion."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from audio_vqvae.checkpoint import load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def learn(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "bench/learn.py", *args]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_learn_trains_in_segments_and_reports_units_and_conversion(synthetic_corpus, tmp_path):
+    exp = tmp_path / "exp"
+    args = ["--data", str(synthetic_corpus), "--preset", "tiny", "--config", "recipes/demo/conf/tiny.yaml",
+            "--set", "train.steps=100000", "--minutes", "0.05", "--points", "2", "--conversion-sources", "1",
+            "--max-seconds", "0.3", "--abx-context", "any", "--out", str(exp)]  # fmt: skip
+    out = learn(*args)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    report = json.loads((exp / "learn.json").read_text())
+    points = report["points"]
+    assert len(points) == 2 and 0 < points[0]["step"] < points[1]["step"]
+    assert points[0]["minutes"] < points[1]["minutes"] and points[1]["codes_used_window"] > 0
+    assert load_checkpoint(exp / "last.pt")["step"] == points[1]["step"]  # the segments resumed one run
+    for point in points:
+        for system in ("model", "baseline"):
+            assert 0 <= point["units"][system]["phone_accuracy"] <= 1 and "abx_within" in point["units"][system]
+    conversion = report["conversion"]
+    assert conversion["n_pairs"] == 6  # 1 sentence per speaker x the 2 other speakers
+    assert conversion["content"]["n_parallel"] == 6 and conversion["content"]["mcd_source_target"] > 0
+    assert conversion["wall_seconds"]["generation"] > 0
+    assert [p["phase"] for p in report["phases"]][-1] == "conversion: metrics"
+    assert "summary" in out.stdout and "MCD to target" in out.stdout and "phone acc %" in out.stdout
+    # the benchmark starts from scratch: an EXP that holds a run is refused in one line
+    again = learn(*args)
+    assert again.returncode == 2 and "already holds a checkpoint" in again.stderr
