@@ -54,6 +54,17 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _minutes(text: str) -> float:
+    """argparse type of --time-limit: a finite number of minutes, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected minutes, got {text!r}") from None
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number of minutes >= 0, got {text!r}")
+    return value
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train on a prepared corpus folder."""
     from .train import train
@@ -214,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-at", type=int, metavar="STEP", help="stop after this step; run again to resume")
     p.add_argument(
         "--time-limit",
-        type=float,
+        type=_minutes,
         metavar="MINUTES",
         help="stop after the step that ends past this wall time (set-up included), writing last.pt; run again "
         "to resume (e.g. a cluster job's limit minus a margin)",

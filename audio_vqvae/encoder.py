@@ -59,6 +59,14 @@ def length_mask(lengths: Tensor, size: int) -> Tensor:
     return (torch.arange(size, device=lengths.device) < lengths.unsqueeze(1)).unsqueeze(1).float()
 
 
+def check_waveform(wav: Tensor, hop: int) -> None:
+    """Raise a ValueError unless ``wav`` is (B, 1, T) with T >= hop (every encoder's input contract)."""
+    if wav.dim() != 3 or wav.size(1) != 1:
+        raise ValueError(f"encoder expects a waveform of shape (B, 1, T), got {tuple(wav.shape)}")
+    if wav.size(-1) < hop:
+        raise ValueError(f"encoder needs at least hop_length={hop} samples, got {wav.size(-1)}")
+
+
 class ChannelLayerNorm(nn.Module):
     """Layer normalisation over the channels of each time step: (B, C, L) -> (B, C, L).
 
@@ -164,10 +172,7 @@ class Encoder(nn.Module):
         Returns:
             z: (B, D, N) latents, N = T // hop_length.
         """
-        if wav.dim() != 3 or wav.size(1) != 1:
-            raise ValueError(f"encoder expects a waveform of shape (B, 1, T), got {tuple(wav.shape)}")
-        if wav.size(-1) < self.hop_length:
-            raise ValueError(f"encoder needs at least hop_length={self.hop_length} samples, got {wav.size(-1)}")
+        check_waveform(wav, self.hop_length)
         x = wav
         valid = None if lengths is None else lengths.to(wav.device)
         for i, (conv, norm, (left, right)) in enumerate(zip(self.convs, self.norms, self.pads)):

@@ -14,7 +14,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .encoder import ChannelLayerNorm, ResidualBlock, length_mask
+from .encoder import ChannelLayerNorm, ResidualBlock, check_waveform, length_mask
 from .mel import LogMel
 
 
@@ -71,10 +71,7 @@ class MelEncoder(nn.Module):
         Returns:
             z: (B, D, N) latents, N = T // hop_length.
         """
-        if wav.dim() != 3 or wav.size(1) != 1:
-            raise ValueError(f"encoder expects a waveform of shape (B, 1, T), got {tuple(wav.shape)}")
-        if wav.size(-1) < self.hop_length:
-            raise ValueError(f"encoder needs at least hop_length={self.hop_length} samples, got {wav.size(-1)}")
+        check_waveform(wav, self.hop_length)
         x = wav[:, 0]  # (B, T)
         mask = None
         if lengths is not None:

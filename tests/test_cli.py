@@ -46,3 +46,10 @@ def test_bad_key_is_a_one_line_error(tmp_path):
     conf.write_text("model:\n  quantizer:\n    codebook_size: many\n")
     out = run("info", "--config", str(conf))
     assert out.returncode == 2 and "model.quantizer.codebook_size" in out.stderr
+
+
+def test_train_time_limit_must_be_a_finite_number_of_minutes(tmp_path):
+    for bad in ("-1", "nan", "inf", "soon"):
+        out = run("train", "--data", str(tmp_path), "--out", str(tmp_path / "exp"), "--time-limit", bad)
+        assert out.returncode == 2 and "--time-limit" in out.stderr and "Traceback" not in out.stderr, bad
+    assert not (tmp_path / "exp").exists()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Offline demo: the built-in SYNTHETIC corpus (formant-synthesised, not speech), a small model, conversions,
-# tokens, evaluation and a report (EXP/report.md with PNG pictures). About 6 minutes on 2 CPU cores.
+# tokens, evaluation and a report (EXP/report.md with PNG pictures). About 5 minutes on 2 CPU cores.
 # Usage: recipes/demo/run.sh [--stage N] [--stop-stage N] [--out DIR] [--steps N] [--conf FILE]
 # Stages: 1 synthetic corpus, 2 train, 3 convert test utterances to other speakers, 4 extract tokens,
 #         5 evaluate units (vs the MFCC k-means baseline) and conversion, 6 report.
