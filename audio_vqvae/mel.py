@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .metrics.features import _mel_basis
+from .metrics.features import _mel_basis, fft_size, mel_power
 
 LOG_FLOOR = 1e-5  # mel power floor before the log (-50 dB): silence does not dominate an L1 loss
 
@@ -37,31 +37,17 @@ class LogMel(nn.Module):
         super().__init__()
         self.hop_length = hop_length
         self.win_length = win_length or max(round(0.025 * sample_rate), hop_length)
-        self.n_fft = 1 << (self.win_length - 1).bit_length()
+        self.n_fft = fft_size(self.win_length)
         basis = _mel_basis(sample_rate, self.n_fft, n_mels, 0.0, sample_rate / 2)  # (n_mels, n_fft // 2 + 1)
         self.register_buffer("basis", basis, persistent=False)
         self.register_buffer("window", torch.hann_window(self.win_length), persistent=False)
 
     def forward(self, wav: Tensor) -> Tensor:
         """(B, T) waveform -> (B, n_mels, N) float32 ``ln(mel power + 1e-5)``, N = T // hop_length."""
-        x = wav.float()
-        T, hop = x.size(-1), self.hop_length
-        N = T // hop
-        left = self.n_fft // 2 - hop // 2
-        needed = (N - 1) * hop + self.n_fft
-        x = F.pad(x, (left, max(0, needed - left - T)))[..., :needed]
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            spec = torch.stft(
-                x,
-                self.n_fft,
-                hop_length=hop,
-                win_length=self.win_length,
-                window=self.window,
-                center=False,
-                return_complex=True,
-            )  # (B, n_fft // 2 + 1, N)
-            mel = torch.matmul(self.basis, spec.abs().square())  # (B, n_mels, N)
-        return torch.log(mel + LOG_FLOOR)
+        N = wav.size(-1) // self.hop_length
+        with torch.autocast(device_type=wav.device.type, enabled=False):
+            mel = mel_power(wav.float(), self.hop_length, N, self.win_length, self.window, self.basis)
+        return torch.log(mel + LOG_FLOOR)  # (B, n_mels, N)
 
 
 class MelDecoder(nn.Module):

@@ -32,6 +32,37 @@ def dct_matrix(n_in: int, n_out: int) -> Tensor:
     return basis.float()
 
 
+def fft_size(win_length: int) -> int:
+    """The FFT size for a window: the next power of two."""
+    return 1 << (win_length - 1).bit_length()
+
+
+def mel_power(x: Tensor, hop_length: int, n_frames: int, win_length: int, window: Tensor, basis: Tensor) -> Tensor:
+    """Mel power of N frames on the code grid: frame n is the window centred on sample (n + 1/2) * hop.
+
+    The signal is zero-padded where a window runs past either end. Used by ``log_mel_frames`` (metrics)
+    and ``mel.LogMel`` (the model's targets and front end), so both see the same frames.
+
+    Args:
+        x: (..., T) float32 waveform(s); hop_length: samples between frames; n_frames: N >= 1.
+        win_length: window length; window: (win_length,) its weights; basis: (n_mels, n_fft // 2 + 1)
+            mel filters for ``n_fft = fft_size(win_length)``.
+    Returns:
+        (..., n_mels, N) float32.
+    """
+    n_fft = fft_size(win_length)
+    T = x.size(-1)
+    # torch.stft centres a shorter window inside the n_fft frame, so frame m is centred on
+    # m * hop + n_fft / 2 of the padded signal, i.e. on (m + 1/2) * hop of the original.
+    left = n_fft // 2 - hop_length // 2
+    needed = (n_frames - 1) * hop_length + n_fft
+    x = F.pad(x, (left, max(0, needed - left - T)))[..., :needed]
+    spec = torch.stft(
+        x, n_fft, hop_length=hop_length, win_length=win_length, window=window, center=False, return_complex=True
+    )  # (..., n_fft // 2 + 1, N)
+    return torch.matmul(basis, spec.abs().square())
+
+
 def log_mel_frames(
     wav: Tensor,
     sample_rate: int,
@@ -69,23 +100,9 @@ def log_mel_frames(
     if N <= 0:
         return torch.zeros(0, n_mels)
     win_length = win_length or max(round(0.025 * sample_rate), hop_length)
-    n_fft = 1 << (win_length - 1).bit_length()
-    # torch.stft centres a shorter window inside the n_fft frame, so frame m is centred on
-    # m * hop + n_fft / 2 of the padded signal, i.e. on (m + 1/2) * hop of the original.
-    left = n_fft // 2 - hop_length // 2
-    needed = (N - 1) * hop_length + n_fft
-    x = F.pad(x, (left, max(0, needed - left - T)))[:needed]
-    spec = torch.stft(
-        x,
-        n_fft,
-        hop_length=hop_length,
-        win_length=win_length,
-        window=torch.hann_window(win_length),
-        center=False,
-        return_complex=True,
-    )  # (n_fft // 2 + 1, N)
+    n_fft = fft_size(win_length)
     basis = _mel_basis(sample_rate, n_fft, n_mels, float(fmin), float(fmax or sample_rate / 2))
-    mel = basis @ spec.abs().square()  # (n_mels, N)
+    mel = mel_power(x, hop_length, N, win_length, torch.hann_window(win_length), basis)  # (n_mels, N)
     return torch.log(mel + LOG_FLOOR).T.contiguous()  # (N, n_mels)
 
 
