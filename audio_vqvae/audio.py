@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +11,8 @@ import numpy as np
 import soundfile as sf
 import torch
 from torch import Tensor
+
+from .fileio import temp_path
 
 # What soundfile raises for a file it cannot open or decode (LibsndfileError is a RuntimeError).
 _READ_ERRORS = (sf.LibsndfileError, RuntimeError, OSError)
@@ -235,7 +236,7 @@ def save_audio(
     pcm = np.clip(np.round(np.clip(data, -1.0, 1.0) * 32768.0), -32768, 32767).astype(np.int16)
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    tmp = temp_path(path)  # .<name>.<pid>-<random>.tmp: stale ones are found by the next run
     # os.open applies the umask to 0o666, so the file gets the same mode as any new file would.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:

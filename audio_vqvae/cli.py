@@ -6,6 +6,7 @@ import argparse
 import importlib
 import json
 import logging
+import signal
 import sys
 
 from . import __version__
@@ -65,6 +66,17 @@ def _minutes(text: str) -> float:
     return value
 
 
+def _step(text: str) -> int:
+    """argparse type of --stop-at: a step number, 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a step number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a step >= 1, got {text!r}")
+    return value
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train on a prepared corpus folder."""
     from .train import train
@@ -72,7 +84,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     time_limit = None if args.time_limit is None else 60 * args.time_limit
     result = train(cfg, args.data, args.out, resume=args.resume, stop_at=args.stop_at, time_limit=time_limit)
-    print(f"trained to step {result.step}; checkpoint {result.last_checkpoint}")
+    saved = f"checkpoint {result.last_checkpoint}" if result.last_checkpoint.is_file() else "no checkpoint written"
+    if result.stop_signal is not None:
+        print(
+            f"stopped by {signal.Signals(result.stop_signal).name} at step {result.step}; {saved}; run again to resume"
+        )
+        return 128 + result.stop_signal  # as a shell reports that signal: a job script's next stage does not run
+    print(f"trained to step {result.step}; {saved}")
     return 0
 
 
@@ -222,13 +240,14 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_const", const=True, default=None, help="resume EXP/last.pt (required)")
     g.add_argument("--no-resume", dest="resume", action="store_const", const=False, help="refuse an EXP with last.pt")
-    p.add_argument("--stop-at", type=int, metavar="STEP", help="stop after this step; run again to resume")
+    p.add_argument("--stop-at", type=_step, metavar="STEP", help="stop after this step; run again to resume")
     p.add_argument(
         "--time-limit",
         type=_minutes,
         metavar="MINUTES",
         help="stop after the step that ends past this wall time (set-up included), writing last.pt; run again "
-        "to resume (e.g. a cluster job's limit minus a margin)",
+        "to resume (e.g. a cluster job's limit minus a margin). SIGTERM or Ctrl-C also stops after the step in "
+        "progress, writing last.pt (exit status 128 + the signal's number); a second one aborts at once",
     )
     p.set_defaults(func=cmd_train)
 

@@ -106,6 +106,12 @@ class ModelConfig:
     mel_loss_weight: float | None = 1.0
     # Condition the WaveNet on the mel decoder's prediction too (a vocoder of the codes' spectrogram).
     mel_conditioning: bool = False
+    # The WaveNet models x_t - a x_{t-1} (a = this) and its samples are de-emphasised: its noise then has
+    # the spectral tilt of speech (LPCNet's noise shaping, audio_vqvae/emphasis.py). 0: off (the paper).
+    pre_emphasis: float = 0.0
+    # Weight of a speaker classifier on the quantized latents behind a gradient reversal, which pushes
+    # speaker information out of the codes (audio_vqvae/adversary.py); None: none (the paper).
+    speaker_adversary_weight: float | None = None
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
@@ -159,6 +165,40 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# The smallest legal value of integer sizes, counts and periods (per element for lists; None stays legal
+# where the type allows it). Checked when overrides are applied, so `--set train.checkpoint_every=0` or
+# `--set model.decoder.n_stacks=0` fails at once naming the key, not at step 1 or deep inside torch.
+MINIMUM: dict[type, dict[str, int]] = {
+    EncoderConfig: {"strides": 1, "kernel_sizes": 1, "channels": 1, "n_residual_layers": 0, "n_mels": 1},
+    QuantizerConfig: {"codebook_size": 1, "dim": 1, "kmeans_iters": 1, "revival_buffer_size": 1},
+    DecoderConfig: {
+        "residual_channels": 1,
+        "gate_channels": 2,
+        "skip_channels": 1,
+        "kernel_size": 2,
+        "layers_per_stack": 1,
+        "n_stacks": 1,
+        "cond_channels": 1,
+        "n_cond_layers": 0,
+        "n_speakers": 1,
+        "speaker_dim": 1,
+    },
+    MelDecoderConfig: {"n_mels": 1, "channels": 1, "n_layers": 0, "kernel_size": 1},
+    ModelConfig: {"sample_rate": 1, "mu_law_classes": 2},
+    DataConfig: {"segment_length": 1, "batch_size": 1, "num_workers": 0},
+    OptimConfig: {"warmup_steps": 0},
+    TrainConfig: {
+        "steps": 1,
+        "log_every": 1,
+        "valid_every": 1,
+        "audio_every": 1,
+        "checkpoint_every": 1,
+        "keep_checkpoints": 0,
+        "max_nonfinite_steps": 1,
+    },
+}
 
 
 # Named configs hold only their differences from the defaults above.
@@ -240,7 +280,36 @@ def apply_overrides(cfg: Any, overrides: dict[str, Any] | None, prefix: str = ""
             changes[key] = apply_overrides(current, value, dotted + ".")
         else:
             changes[key] = _coerce(value, hints[key], dotted)
+            _check_minimum(type(cfg), key, changes[key], dotted)
     return dataclasses.replace(cfg, **changes)
+
+
+def validate(cfg: Any, prefix: str = "") -> None:
+    """Check every value of a config built in code (``apply_overrides`` checks what it sets).
+
+    Raises:
+        ConfigError naming the dotted key of a value below its ``MINIMUM``.
+    """
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            validate(value, f"{prefix}{f.name}.")
+        else:
+            _check_minimum(type(cfg), f.name, value, prefix + f.name)
+
+
+def _check_minimum(owner: type, key: str, value: Any, dotted: str) -> None:
+    minimum = MINIMUM.get(owner, {}).get(key)
+    if minimum is None or value is None:
+        return
+    values = value if isinstance(value, (tuple, list)) else (value,)
+    if all(isinstance(v, int) and v >= minimum for v in values):
+        return
+    nullable = type(None) in typing.get_args(typing.get_type_hints(owner)[key])
+    each = " (each)" if isinstance(value, (tuple, list)) else ""
+    raise ConfigError(
+        f"config key '{dotted}' must be >= {minimum}{each}{' or null' if nullable else ''}, got {value!r}"
+    )
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:

@@ -48,6 +48,15 @@ def all_ranks_true(flag: torch.Tensor | bool) -> bool:
     return bool(t.item())
 
 
+def all_ranks_true_each(*flags: torch.Tensor | bool) -> list[bool]:
+    """``all_ranks_true`` of each flag, in one all-reduce (one host sync)."""
+    device = _device() if active() else None
+    t = torch.stack([torch.as_tensor(f, dtype=torch.float32).reshape(()).to(device) for f in flags])
+    if active():
+        td.all_reduce(t, op=td.ReduceOp.MIN)
+    return [bool(v) for v in t.tolist()]
+
+
 def broadcast_flag(flag: bool) -> bool:
     """Rank 0's ``flag`` on every rank."""
     if not active():

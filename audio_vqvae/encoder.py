@@ -144,6 +144,8 @@ class Encoder(nn.Module):
             raise ValueError(f"encoder kernel_sizes {kernel_sizes} must be >= their strides {strides}")
         if len(widths) != len(strides) or any(c < 1 for c in widths):
             raise ValueError(f"encoder channels {channels} must be one positive int or one per stride {strides}")
+        if n_residual_layers < 0:
+            raise ValueError(f"encoder n_residual_layers must be >= 0, got {n_residual_layers}")
         self.strides = strides
         self.kernel_sizes = kernel_sizes
         self.channels = widths

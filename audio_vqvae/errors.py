@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .config import ConfigError
+from .fileio import FolderInUseError
 from .manifest import ManifestError
 
 
@@ -15,6 +16,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (
         ConfigError,
         ManifestError,
+        FolderInUseError,
         AudioError,
         CheckpointError,
         TrainingError,

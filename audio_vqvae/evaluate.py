@@ -21,7 +21,7 @@ from torch.nn import functional as F
 from .alignment import PhoneSegment, frame_labels
 from .metrics.abx import abx_error, abx_items
 from .metrics.features import KMeansUnits, mfcc_frames
-from .metrics.speaker import train_speaker_classifier
+from .metrics.speaker import CHECK_SNR_DB, train_speaker_classifier
 from .metrics.spectral import mel_cepstral_distortion, reconstruction_metrics
 from .metrics.units import SILENCE_PHONES, bitrate, is_silence, phone_mapping_accuracy, purity_and_pnmi
 from .metrics.wer import Recognizer, normalize_words, word_errors
@@ -300,8 +300,9 @@ def evaluate_conversion(
     """Voice-conversion metrics: speaker identity, content kept, spectral distance.
 
     - **Speaker**: a classifier (``metrics.speaker``: MFCC mean+std statistics, logistic
-      regression) is trained in this run on ``real_items``, part of each speaker's utterances
-      held out to measure it (``classifier_accuracy``); ``target_rate`` is the share of
+      regression) is trained in this run on ``real_items`` and their copies with white noise at
+      20, 10 and 5 dB SNR, part of each speaker's utterances held out to measure it
+      (``classifier_accuracy``, and ``classifier_accuracy_noisy`` with noise at 10 dB); ``target_rate`` is the share of
       converted utterances it assigns to the target speaker, ``source_rate`` to the source
       speaker (over pairs whose source speaker is among the classes), ``target_posterior`` the
       mean posterior of the target.
@@ -408,6 +409,7 @@ def evaluate_conversion(
         "n_pairs": len(pairs),
         "speaker": {
             "classifier_accuracy": speaker_info["held_out_accuracy"],
+            "classifier_accuracy_noisy": speaker_info["held_out_accuracy_noisy"],
             "classifier_train_utterances": speaker_info["n_train"],
             "classifier_held_out_utterances": speaker_info["n_held_out"],
             "speakers": clf.speakers,
@@ -478,7 +480,9 @@ def format_conversion_report(result: Mapping[str, Any]) -> str:
     spk, content, rec = result["speaker"], result["content"], result["reconstruction"]
     lines = [
         f"conversion: {result['n_pairs']} pairs; speaker classifier over {len(spk['speakers'])} speakers, "
-        f"held-out accuracy {_rate(spk['classifier_accuracy'])} % ({spk['classifier_held_out_utterances']} utterances)",
+        f"held-out accuracy {_rate(spk['classifier_accuracy'])} % "
+        f"({spk['classifier_held_out_utterances']} utterances), "
+        f"{_rate(spk.get('classifier_accuracy_noisy'))} % with white noise at {CHECK_SNR_DB:g} dB SNR",
         f"  classified as target     {_rate(spk['target_rate']):>6} %   "
         f"(mean target posterior {_num(spk['target_posterior'])})",
         f"  classified as source     {_rate(spk['source_rate']):>6} %   "

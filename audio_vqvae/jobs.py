@@ -2,14 +2,17 @@
 
 Every job checks all its inputs (checkpoint, speakers, audio headers, ids) and claims all its
 outputs before any work: an existing output is an error unless ``force``, and is then left
-byte-identical. Outputs are written atomically (temporary file, then rename).
+byte-identical. Outputs are written atomically (temporary file, then rename). A job holds its
+output folder's lock (``fileio.folder_lock``) while it runs, so a second job into the same folder
+is refused, and the stale temporaries of killed jobs there are removed.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from .audio import save_audio
+from .fileio import folder_lock
 from .inference import input_ids, input_samples, iter_decode, iter_tokens
 from .manifest import ManifestError, read_manifest
 from .model import VQVAE, SpeakerError
@@ -107,6 +111,16 @@ def claim_outputs(paths: Sequence[Path], force: bool) -> None:
         raise FileExistsError(f"{existing[0]}: already exists{more}; pass --force to overwrite")
 
 
+@contextmanager
+def lock_outputs(paths: Sequence[Path]) -> Iterator[None]:
+    """Hold the lock of every folder the ``paths`` go to (``fileio.folder_lock``), in a fixed order."""
+    folders = {Path(p).parent.resolve(): Path(p).parent for p in paths}  # as the user wrote them, for messages
+    with ExitStack() as stack:
+        for key in sorted(folders):
+            stack.enter_context(folder_lock(folders[key]))
+        yield
+
+
 class RealTimeBar:
     """A tqdm bar over seconds of audio that shows the real-time factor (compute time / audio time)."""
 
@@ -165,26 +179,28 @@ def generate_speech(
     ]
     claim_outputs([j.output for j in jobs], force)
     ids = [str(i) for i in range(len(jobs))]
-    codes = [t.codes for t in iter_tokens(model, sources, ids, chunk_seconds=chunk_seconds)]
     generator = None
     if seed is not None:
         generator = torch.Generator(next(model.parameters()).device).manual_seed(seed)
-    bar = RealTimeBar(sum(n_samples), model.sample_rate, "generate")
     written: dict[int, Path] = {}
-    try:
-        for i, wav in iter_decode(
-            model,
-            codes,
-            speakers,
-            batch_size=batch_size,
-            chunk_frames=chunk_frames,
-            temperature=temperature,
-            generator=generator,
-            progress=bar,
-        ):
-            written[i] = save_audio(jobs[i].output, wav, model.sample_rate, overwrite=force)
-    finally:
-        rtf = bar.close()
+    with lock_outputs([j.output for j in jobs]):
+        claim_outputs([j.output for j in jobs], force)  # again, now that no other job can write there
+        codes = [t.codes for t in iter_tokens(model, sources, ids, chunk_seconds=chunk_seconds)]
+        bar = RealTimeBar(sum(n_samples), model.sample_rate, "generate")
+        try:
+            for i, wav in iter_decode(
+                model,
+                codes,
+                speakers,
+                batch_size=batch_size,
+                chunk_frames=chunk_frames,
+                temperature=temperature,
+                generator=generator,
+                progress=bar,
+            ):
+                written[i] = save_audio(jobs[i].output, wav, model.sample_rate, overwrite=force)
+        finally:
+            rtf = bar.close()
     log.info("%d files, %.1f s of audio, real-time factor %.3g", len(jobs), sum(n_samples) / model.sample_rate, rtf)
     return [written[i] for i in range(len(jobs))]
 
@@ -204,6 +220,9 @@ def encode_files(
 ) -> Path:
     """Write the tokens of audio files (or of a manifest's rows) in the chosen formats.
 
+    All files are staged and moved into ``out_dir`` at the end (``tokens.TokenWriter``): a run
+    that fails (an unreadable or NaN file found late, an interrupt) leaves ``out_dir`` as it was.
+
     Returns:
         The metadata file ``tokens.json``.
     """
@@ -222,11 +241,13 @@ def encode_files(
         raise ValueError(f"--vectors must be quantized or continuous, got {vectors!r}")
     for s in sources:
         input_samples(s, model.sample_rate, model.hop_length)  # unreadable or short files fail before any work
-    claim_outputs(output_paths(out_dir, ids, formats, dedup), force)
+    outputs = output_paths(out_dir, ids, formats, dedup)
+    claim_outputs(outputs, force)
     latents = vectors if "vectors" in formats else None
     metadata = model_metadata(model) | {"vectors": latents}
     start, audio = time.perf_counter(), 0
-    with TokenWriter(out_dir, formats, dedup, model.quantizer.codebook_size) as writer:
+    with folder_lock(out_dir), TokenWriter(out_dir, formats, dedup, model.quantizer.codebook_size) as writer:
+        claim_outputs(outputs, force)  # again, now that no other job can write there
         tokens = iter_tokens(
             model, sources, ids, latents=latents, chunk_seconds=chunk_seconds, batch_seconds=batch_seconds
         )
@@ -273,10 +294,13 @@ def decode_units(
     claim_outputs(outputs, force)
     seed = options.pop("seed", 0)
     generator = None if seed is None else torch.Generator(next(model.parameters()).device).manual_seed(seed)
-    bar = RealTimeBar(sum(c.numel() for _, c in rows) * model.hop_length, model.sample_rate, "generate")
-    try:
-        for i, wav in iter_decode(model, [c for _, c in rows], speaker, generator=generator, progress=bar, **options):
-            save_audio(outputs[i], wav, model.sample_rate, overwrite=force)
-    finally:
-        bar.close()
+    with folder_lock(out_dir):
+        claim_outputs(outputs, force)  # again, now that no other job can write there
+        bar = RealTimeBar(sum(c.numel() for _, c in rows) * model.hop_length, model.sample_rate, "generate")
+        try:
+            codes = [c for _, c in rows]
+            for i, wav in iter_decode(model, codes, speaker, generator=generator, progress=bar, **options):
+                save_audio(outputs[i], wav, model.sample_rate, overwrite=force)
+        finally:
+            bar.close()
     return outputs

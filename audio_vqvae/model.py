@@ -11,8 +11,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from .adversary import SpeakerAdversary
 from .audio import mu_law_decode, mu_law_encode
 from .config import ConfigError, ModelConfig
+from .emphasis import DeEmphasis, check_coefficient, pre_emphasis
 from .encoder import Encoder, build_encoder, jitter
 from .mel import LogMel, MelDecoder
 from .mel_encoder import MelEncoder
@@ -24,9 +26,13 @@ from .wavenet import WaveNet, shift_right
 class VQVAEOutput:
     """What a teacher-forced pass returns; losses are scalars, metrics are detached scalars."""
 
-    loss: Tensor  # reconstruction_loss + mel_loss_weight * mel_loss + quantizer loss (codebook + beta * commitment)
+    # reconstruction_loss + mel_loss_weight * mel_loss + adversary_weight * adversary_loss
+    # + quantizer loss (codebook + beta * commitment)
+    loss: Tensor
     reconstruction_loss: Tensor  # cross-entropy of the mu-law classes, nats per sample
     mel_loss: Tensor  # L1 log-mel error of the auxiliary mel decoder (unweighted); 0 without one
+    adversary_loss: Tensor | None  # speaker adversary's cross-entropy (unweighted); None without one
+    adversary_accuracy: Tensor | None  # share of frames whose speaker it names; None without one
     codebook_loss: Tensor
     commitment_loss: Tensor
     perplexity: Tensor
@@ -37,7 +43,7 @@ class VQVAEOutput:
 
     def metrics(self) -> dict[str, Tensor]:
         """Scalars keyed by slash-grouped names, ready for TensorBoard."""
-        return {
+        metrics = {
             "loss/total": self.loss.detach(),
             "loss/reconstruction": self.reconstruction_loss.detach(),
             "loss/mel": self.mel_loss.detach(),
@@ -47,6 +53,10 @@ class VQVAEOutput:
             "vq/codes_used": self.codes_used,
             "vq/dead_codes": self.dead_codes,
         }
+        if self.adversary_loss is not None:
+            metrics["adversary/loss"] = self.adversary_loss.detach()
+            metrics["adversary/accuracy"] = self.adversary_accuracy
+        return metrics
 
 
 class SpeakerError(ValueError):
@@ -88,6 +98,12 @@ class VQVAE(nn.Module):
         mel_conditioning: the WaveNet is conditioned on the mel decoder's prediction beside the
             quantized latents (``conditioning_features``), so it works as a vocoder of a spectrogram
             that the codes and the chosen speaker determine; needs ``mel_decoder``.
+        adversary: optional speaker classifier on the quantized latents behind a gradient reversal
+            (``audio_vqvae.adversary``), training only; its loss, times ``adversary_weight``, joins
+            the training loss.
+        adversary_weight: weight of that loss (and scale of the encoder's reversed gradient).
+        pre_emphasis: the WaveNet models the pre-emphasised waveform ``x_t - a x_{t-1}`` and its
+            samples are de-emphasised (``audio_vqvae.emphasis``); 0 is off.
     """
 
     def __init__(
@@ -101,8 +117,14 @@ class VQVAE(nn.Module):
         mel_decoder: MelDecoder | None = None,
         mel_loss_weight: float = 1.0,
         mel_conditioning: bool = False,
+        pre_emphasis: float = 0.0,
+        adversary: SpeakerAdversary | None = None,
+        adversary_weight: float = 0.0,
     ):
         super().__init__()
+        self.adversary = adversary
+        self.adversary_weight = adversary_weight
+        self.pre_emphasis = check_coefficient(pre_emphasis)
         if mel_conditioning and mel_decoder is None:
             raise ValueError("mel_conditioning needs a mel decoder (set mel_loss_weight)")
         expected = encoder.proj.out_channels + (mel_decoder.n_mels if mel_conditioning else 0)
@@ -132,6 +154,11 @@ class VQVAE(nn.Module):
         quantizer = VectorQuantizer(**dataclasses.asdict(cfg.quantizer))
         if cfg.mel_conditioning and cfg.mel_loss_weight is None:
             raise ConfigError("model.mel_conditioning needs the mel decoder: set model.mel_loss_weight")
+        if not 0.0 <= cfg.pre_emphasis < 1.0:
+            raise ConfigError(f"model.pre_emphasis must be in [0, 1), got {cfg.pre_emphasis}")
+        if cfg.speaker_adversary_weight is not None and not cfg.speaker_adversary_weight >= 0:
+            weight = cfg.speaker_adversary_weight
+            raise ConfigError(f"model.speaker_adversary_weight must be >= 0 or null, got {weight}")
         decoder = WaveNet(
             n_classes=cfg.mu_law_classes,
             cond_in_channels=cfg.quantizer.dim + (cfg.mel_decoder.n_mels if cfg.mel_conditioning else 0),
@@ -156,6 +183,9 @@ class VQVAE(nn.Module):
             mel_decoder,
             cfg.mel_loss_weight if cfg.mel_loss_weight is not None else 0.0,
             cfg.mel_conditioning,
+            cfg.pre_emphasis,
+            SpeakerAdversary(cfg.quantizer.dim, cfg.decoder.n_speakers) if cfg.speaker_adversary_weight else None,
+            cfg.speaker_adversary_weight or 0.0,
         )
         model.config = cfg
         return model
@@ -300,11 +330,24 @@ class VQVAE(nn.Module):
         speaker = self.speaker_ids(speaker, codes.size(0)).to(codes.device)
         latents = self.conditioning_features(self.quantizer.dequantize(codes), speaker, lengths)  # (B, D', N)
         classes = self.decoder.generate(latents, speaker, lengths, temperature, generator)  # (B, N * hop)
-        wav = mu_law_decode(classes, self.mu_law_classes)
+        wav = self.waveform(classes)
         if lengths is not None:
             mask = torch.arange(wav.size(-1), device=wav.device) < lengths.to(wav.device).unsqueeze(1) * self.hop_length
             wav = wav * mask
         return wav.unsqueeze(1)
+
+    def waveform(self, classes: Tensor, de_emphasis: DeEmphasis | None = None) -> Tensor:
+        """The decoder's sampled classes as a waveform: mu-law decoded, then de-emphasised.
+
+        Args:
+            classes: (B, n) int64 mu-law classes.
+            de_emphasis: the filter of a stream decoded in pieces (``DeEmphasis(model.pre_emphasis)``,
+                one per stream), which carries each row's state to the next piece; None: a new one.
+        Returns:
+            (B, n) float32 waveform in [-1, 1], on the classes' device.
+        """
+        wav = mu_law_decode(classes, self.mu_law_classes)
+        return (de_emphasis or DeEmphasis(self.pre_emphasis))(wav)
 
     def conditioning_features(self, latents: Tensor, speaker: Tensor, lengths: Tensor | None = None) -> Tensor:
         """What the WaveNet is conditioned on: the quantized latents, and with ``mel_conditioning`` the
@@ -341,9 +384,12 @@ class VQVAE(nn.Module):
         z = self.encoder(wav)  # (B, D, N)
         q = self.quantizer(z)
         latents = q.quantized
+        adversary_loss = adversary_accuracy = None
+        if self.adversary is not None:
+            adversary_loss, adversary_accuracy = self.adversary(latents, speaker)
         if self.training and self.jitter_probability:
             latents = jitter(latents, self.jitter_probability)
-        targets = mu_law_encode(wav.squeeze(1), self.mu_law_classes)  # (B, T)
+        targets = mu_law_encode(pre_emphasis(wav.squeeze(1), self.pre_emphasis), self.mu_law_classes)  # (B, T)
         inputs = shift_right(targets, self.mu_law_classes // 2)
         mel = self.mel_decoder(latents, speaker) if self.mel_decoder is not None else None  # (B, n_mels, N)
         cond = torch.cat([latents, mel.to(latents.dtype)], 1) if self.mel_conditioning else latents
@@ -354,10 +400,14 @@ class VQVAE(nn.Module):
         if mel is not None:
             mel_loss = F.l1_loss(mel.float(), self.log_mel(wav.squeeze(1)))  # target (B, n_mels, N)
             loss = loss + self.mel_loss_weight * mel_loss
+        if adversary_loss is not None:
+            loss = loss + self.adversary_weight * adversary_loss
         return VQVAEOutput(
             loss=loss,
             reconstruction_loss=reconstruction,
             mel_loss=mel_loss,
+            adversary_loss=adversary_loss,
+            adversary_accuracy=adversary_accuracy,
             codebook_loss=q.codebook_loss,
             commitment_loss=q.commitment_loss,
             perplexity=q.perplexity,

@@ -227,6 +227,7 @@ def conversion_table(metrics: dict) -> list[str]:
     rec = metrics.get("reconstruction") or {}
     rows = [
         ("speaker classifier accuracy on real held-out speech (%)", _pct(spk.get("classifier_accuracy"))),
+        ("the same with white noise at 10 dB SNR (%)", _pct(spk.get("classifier_accuracy_noisy"))),
         ("conversions classified as the target speaker (%)", _pct(spk.get("target_rate"))),
         ("conversions classified as the source speaker (%)", _pct(spk.get("source_rate"))),
         (

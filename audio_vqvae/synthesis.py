@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from . import graphgen
-from .audio import mu_law_decode
+from .emphasis import DeEmphasis
 from .encoder import length_mask
 from .model import VQVAE
 from .wavenet import WaveNet
@@ -118,6 +118,7 @@ def generate_chunked(
         state = wavenet.init_state(latents[..., :1], speaker)  # buffers and step weights; cond is set per chunk
     period = clock_period(wavenet)
     x = torch.full((B,), wavenet.n_classes // 2, dtype=torch.long, device=device)
+    de_emphasis = DeEmphasis(model.pre_emphasis)  # one state per (sorted) row, carried across chunks
     active = B
     for first in range(0, N, chunk_frames):
         last = min(N, first + chunk_frames)
@@ -143,7 +144,7 @@ def generate_chunked(
                 state.cond = torch.cat([cond.new_zeros(active, lead // hop, *cond.shape[2:]), cond], 1)
                 state.t = lead
                 x, active = wavenet.sample_steps(state, x, active, n_samples, first * hop, out, u, temperature)
-        wav = mu_law_decode(out, model.mu_law_classes)
+        wav = model.waveform(out, de_emphasis)
         wav = wav * length_mask(lengths_dev - first, last - first).repeat_interleave(hop, -1).squeeze(1)
         result = torch.empty_like(wav)
         result[order.to(device)] = wav
@@ -225,7 +226,7 @@ def decode_chunked(
         latents = model.conditioning_features(latents, speaker, lengths)  # (B, D', N)
         latents = latents * length_mask(lengths.to(latents.device), N)  # zero-padded, as generate expects
         classes = model.decoder.generate(latents, speaker, lengths, temperature, generator)
-        wav = mu_law_decode(classes, model.mu_law_classes).cpu()  # (B, N * hop)
+        wav = model.waveform(classes).cpu()  # (B, N * hop)
         if progress is not None:
             progress(int(lengths.sum()) * hop)
         return [wav[b, : int(lengths[b]) * hop] for b in range(B)]

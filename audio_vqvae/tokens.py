@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ import torch
 from torch import Tensor
 
 from . import __version__
-from .fileio import atomic_write, atomic_write_text
+from .fileio import atomic_write, atomic_write_text, fsync_folder, temp_path
 
 METADATA = "tokens.json"
 UNITS = "units.txt"
@@ -141,10 +142,13 @@ def save_vectors(path: str | Path, vectors: Tensor) -> Path:
 
 
 class TokenWriter:
-    """Write the chosen formats for a stream of utterances; text files appear only when complete.
+    """Write the chosen formats for a stream of utterances; nothing appears in ``out_dir`` before ``close``.
 
-    Use as a context manager: ``add`` each utterance, and ``close(metadata)`` at the end moves the
-    text files into place and writes ``tokens.json``. On an error the partial text files are removed.
+    Every file goes first to a staging folder inside ``out_dir`` (``.tokens.<pid>-<random>.tmp``,
+    same layout), on disk, so memory stays bounded. ``close(metadata)`` moves the files into
+    place and writes ``tokens.json`` last; on an error the staging folder is removed and
+    ``out_dir`` is left as it was, so a failed ``--force`` run never mixes two runs' files. The
+    staging folder of a killed run is removed by the next ``fileio.folder_lock`` of ``out_dir``.
 
     Args:
         out_dir: output folder (created).
@@ -165,22 +169,26 @@ class TokenWriter:
         self.codebook_size = codebook_size
         self.count = 0
         self.out.mkdir(parents=True, exist_ok=True)
+        for name in (UNITS, DURATIONS, JSONL):  # fixed temporary names of older versions, never written now
+            (self.out / f".{name}.partial").unlink(missing_ok=True)
+        self.stage: Path | None = temp_path(self.out / "tokens")
+        self.stage.mkdir()
         names = []
         if "units" in self.formats:
             names += [UNITS] + ([DURATIONS] if dedup else [])
         if "jsonl" in self.formats:
             names.append(JSONL)
-        self._text = {n: open(self.out / f".{n}.partial", "w", encoding="utf-8") for n in names}
+        self._text = {n: open(self.stage / n, "w", encoding="utf-8") for n in names}
 
     def add(self, tokens: Tokens) -> None:
         uid = check_id(tokens.id)
         codes = tokens.codes.reshape(-1).long().cpu()
         if "npy" in self.formats:
-            save_npy(self.out / NPY_DIR / f"{uid}.npy", codes, self.codebook_size)
+            save_npy(self.stage / NPY_DIR / f"{uid}.npy", codes, self.codebook_size)
         if "vectors" in self.formats:
             if tokens.latents is None:
                 raise TokenFormatError(f"utterance {uid!r}: the vectors format needs latents")
-            save_vectors(self.out / VECTORS_DIR / f"{uid}.txt", tokens.latents)
+            save_vectors(self.stage / VECTORS_DIR / f"{uid}.txt", tokens.latents)
         units, durations = deduplicate(codes) if self.dedup else (codes, None)
         if UNITS in self._text:
             self._text[UNITS].write(units_line(uid, units.tolist()) + "\n")
@@ -194,27 +202,42 @@ class TokenWriter:
         self.count += 1
 
     def close(self, metadata: dict) -> Path:
-        """Move the text files into place and write the metadata; returns the metadata's path."""
-        for name, f in self._text.items():
+        """Move the staged files into place and write the metadata last; returns the metadata's path."""
+        for f in self._text.values():
             f.flush()
             os.fsync(f.fileno())
             f.close()
-            os.replace(self.out / f".{name}.partial", self.out / name)
         self._text = {}
+        # Without tokens.json while files move, a crash in this short window leaves no metadata
+        # that describes a mix of two runs.
+        (self.out / METADATA).unlink(missing_ok=True)
+        folders = {self.out}
+        for path in sorted(p for p in self.stage.rglob("*") if p.is_file()):
+            target = self.out / path.relative_to(self.stage)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+            folders.add(target.parent)
+        for folder in folders:
+            fsync_folder(folder)
+        shutil.rmtree(self.stage)
+        self.stage = None
         meta = {**metadata, "formats": self.formats, "deduplicated": self.dedup, "utterances": self.count}
         return atomic_write_text(self.out / METADATA, json.dumps(meta, indent=2) + "\n")
 
     def abort(self) -> None:
-        for name, f in self._text.items():
+        """Drop everything written so far; ``out_dir`` is left as it was."""
+        for f in self._text.values():
             f.close()
-            (self.out / f".{name}.partial").unlink(missing_ok=True)
         self._text = {}
+        if self.stage is not None:
+            shutil.rmtree(self.stage, ignore_errors=True)
+            self.stage = None
 
     def __enter__(self) -> TokenWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None or self._text:
+        if exc_type is not None or self.stage is not None:
             self.abort()
 
 
@@ -252,11 +275,24 @@ def _parse_line(path: Path, lineno: int, line: str) -> tuple[str, list[int]]:
     uid, sep, rest = line.partition("|")
     if not sep:
         raise TokenFormatError(f"{path}:{lineno}: expected 'id|u1 u2 ...', got {line[:60]!r}")
-    try:
-        values = [int(v) for v in rest.split()]
-    except ValueError:
-        raise TokenFormatError(f"{path}:{lineno}: units must be integers separated by spaces") from None
+    values = []
+    for i, v in enumerate(rest.split()):
+        try:
+            values.append(int(v))
+        except ValueError:
+            raise TokenFormatError(
+                f"{path}:{lineno}: units must be integers separated by spaces; position {i} is {v[:20]!r}"
+            ) from None
     return uid, values
+
+
+def _check_integers(key: str, values) -> None:
+    """Refuse a JSON list that holds anything but integers (1.5, 2.0, "3", true), naming its position."""
+    if not isinstance(values, list):
+        raise TokenFormatError(f"{key!r} must be a list of integers, got {type(values).__name__}")
+    for i, v in enumerate(values):
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise TokenFormatError(f"{key}[{i}] is {json.dumps(v)[:20]}, not an integer")
 
 
 def read_units(path: str | Path) -> list[tuple[str, Tensor]]:
@@ -305,9 +341,15 @@ def read_jsonl(path: str | Path) -> list[tuple[str, Tensor]]:
             continue
         try:
             record = json.loads(line)
-            uid, units = record["id"], torch.tensor(record["units"], dtype=torch.long)
+            uid, units = record["id"], record["units"]
+            _check_integers("units", units)
+            units = torch.tensor(units, dtype=torch.long)
             durations = record.get("durations")
+            if durations is not None:
+                _check_integers("durations", durations)
             codes = units if durations is None else expand(units, torch.tensor(durations, dtype=torch.long))
+        except TokenFormatError as e:
+            raise TokenFormatError(f"{path}:{lineno}: {e}") from None
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
             raise TokenFormatError(f"{path}:{lineno}: not a units record ({type(e).__name__}: {e})") from None
         if uid in seen:
@@ -323,7 +365,28 @@ def read_npy_dir(folder: str | Path) -> list[tuple[str, Tensor]]:
     files = sorted(folder.glob("*.npy"))
     if not files:
         raise FileNotFoundError(f"{folder}: no .npy files")
-    return [(f.stem, torch.from_numpy(np.load(f).astype(np.int64)).reshape(-1)) for f in files]
+    return [(f.stem, load_npy(f)) for f in files]
+
+
+def load_npy(path: str | Path) -> Tensor:
+    """One ``<id>.npy`` -> (N,) int64 codes; an array of floats (or anything but integers) is refused.
+
+    Raises:
+        TokenFormatError: naming the file, and the position of the first non-integer value.
+    """
+    try:
+        array = np.load(path, allow_pickle=False).reshape(-1)
+    except (OSError, ValueError) as e:
+        raise TokenFormatError(f"{path}: not a .npy array ({e})") from None
+    if not np.issubdtype(array.dtype, np.integer):
+        where = ""
+        if array.dtype.kind == "f":  # name the first value that is not a whole number, when there is one
+            bad = np.flatnonzero(~np.isfinite(array) | (array != np.round(array)))
+            where = f"; position {bad[0]} is {array[bad[0]].item()}" if bad.size else ""
+        raise TokenFormatError(f"{path}: units must be integers, got a {array.dtype} array{where}")
+    if array.dtype == np.uint64 and array.size and int(array.max()) > np.iinfo(np.int64).max:
+        raise TokenFormatError(f"{path}: unit {int(array.max())} is too large")
+    return torch.from_numpy(array.astype(np.int64))
 
 
 def read_vectors(path: str | Path) -> Tensor:

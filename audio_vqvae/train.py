@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
+import signal
 import time
 import warnings
 from dataclasses import dataclass
@@ -27,10 +29,13 @@ from .checkpoint import (
     set_rng_state,
 )
 from .config import Config, to_dict
+from .config import validate as validate_config
 from .data import SegmentDataset, StreamSampler, validation_batches
+from .fileio import remove_stale_temporaries
 from .manifest import read_manifest, read_speakers
 from .model import VQVAE
 from .monitor import TrainLogger
+from .stopping import StopSignals, ignore_stop_signals
 
 log = logging.getLogger("audio_vqvae.train")
 
@@ -46,6 +51,8 @@ RESUMABLE_KEYS = (
     "train.device",
     "data.num_workers",
 )
+# What a resume reads from last.pt besides the weights.
+TRAINING_STATE = ("speakers", "optimizer", "scheduler", "scaler", "step", "rng")
 
 
 class TrainingError(RuntimeError):
@@ -57,6 +64,7 @@ class TrainResult:
     step: int
     last_checkpoint: Path
     best_valid_loss: float | None
+    stop_signal: int | None = None  # the SIGTERM or SIGINT that stopped training before its end, if one did
 
 
 def lr_factor(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
@@ -96,6 +104,14 @@ def read_data_folder(data_dir: Path) -> tuple[list[str], list, list]:
     valid_rows = read_manifest(data_dir / "valid.jsonl") if (data_dir / "valid.jsonl").is_file() else []
     if not train_rows:
         raise TrainingError(f"{data_dir / 'train.jsonl'}: no utterances")
+    for name, rows in (("train.jsonl", train_rows), ("valid.jsonl", valid_rows)):
+        # found now, not when a missing file is first sampled (after set-up, inside a loader worker)
+        missing = [row.path for row in rows if not os.path.isfile(row.path)]
+        if missing:
+            shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+            raise TrainingError(
+                f"{data_dir / name}: {len(missing)} of its {len(rows)} audio files are missing: {shown}"
+            )
     return speakers, train_rows, valid_rows
 
 
@@ -109,6 +125,9 @@ def resolve_resume(cfg: Config, out_dir: Path, resume: bool | None) -> tuple[Con
     if resume is False:
         raise TrainingError(f"{out_dir} already holds a checkpoint (last.pt); resume it or choose another --out")
     state = load_checkpoint(last)
+    absent = [k for k in TRAINING_STATE if k not in state]
+    if absent:
+        raise TrainingError(f"{last}: cannot resume from it: no {', '.join(absent)} in it (not written by training)")
     stored = config_from_checkpoint(state)
     new, old = to_dict(cfg), to_dict(stored)
     changed = [k for k in flat_differences(new, old) if k not in RESUMABLE_KEYS and k != "model.decoder.n_speakers"]
@@ -136,18 +155,26 @@ def train(
         time_limit: seconds of wall time for this call, set-up included: the first step that ends
             after it is the last one; last.pt is written and a later call resumes exactly, as with
             ``stop_at`` (rank 0's clock decides for every rank).
+
+    SIGTERM or SIGINT (on any rank) stops training at the end of the step in progress: last.pt is
+    written, a line is logged, and the result's ``stop_signal`` says which signal it was; a later call
+    resumes exactly. A second signal aborts at once, without a checkpoint.
     """
     started = time.monotonic()
+    validate_config(cfg)
+    if stop_at is not None and stop_at < 1:
+        raise TrainingError(f"stop_at must be a step >= 1, got {stop_at}")
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     rank, world_size, local_rank = dist.setup()
     try:
         deadline = None if time_limit is None else started + time_limit
-        return _train(cfg, data_dir, out_dir, resume, stop_at, deadline, rank, world_size, local_rank)
+        with StopSignals() as stop:
+            return _train(cfg, data_dir, out_dir, resume, stop_at, deadline, rank, world_size, local_rank, stop)
     finally:
         dist.teardown()
 
 
-def _train(cfg, data_dir, out_dir, resume, stop_at, deadline, rank, world_size, local_rank) -> TrainResult:
+def _train(cfg, data_dir, out_dir, resume, stop_at, deadline, rank, world_size, local_rank, stop) -> TrainResult:
     main = rank == 0
     speakers, train_rows, valid_rows = read_data_folder(data_dir)
     cfg = dataclasses.replace(
@@ -187,6 +214,8 @@ def _train(cfg, data_dir, out_dir, resume, stop_at, deadline, rank, world_size, 
             )
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
+        for p in remove_stale_temporaries(out_dir):  # left by a process killed while saving (kill -9)
+            log.info("removed %s, left by a save that never finished", p)
         (out_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
         info = model.describe()
         log.info("%s", ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in info.items()))
@@ -213,6 +242,7 @@ def _train(cfg, data_dir, out_dir, resume, stop_at, deadline, rank, world_size, 
         pin_memory=device.type == "cuda",
         generator=torch.Generator(),  # keeps the loader from drawing on the global RNG, which resume restores
         persistent_workers=False,
+        worker_init_fn=ignore_stop_signals,  # Ctrl-C reaches the workers too; only this process acts on it
     )
     batches = iter(loader)
     if state is not None:
@@ -222,7 +252,7 @@ def _train(cfg, data_dir, out_dir, resume, stop_at, deadline, rank, world_size, 
     logger = TrainLogger(out_dir / "tensorboard", model.quantizer.codebook_size, enabled=main)
     last_path = out_dir / "last.pt"
     end = min(cfg.train.steps, stop_at) if stop_at is not None else cfg.train.steps
-    nonfinite = 0
+    nonfinite, stop_signal = 0, None
     progress = tqdm(total=end, initial=step, disable=not main or None, unit="step", dynamic_ncols=True)
 
     def checkpoint(path: Path) -> None:
@@ -257,7 +287,10 @@ def _train(cfg, data_dir, out_dir, resume, stop_at, deadline, rank, world_size, 
         scaler.unscale_(optimizer)
         clip = cfg.optim.grad_clip if cfg.optim.grad_clip is not None else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        finite = dist.all_ranks_true(torch.isfinite(out.loss.detach()) & torch.isfinite(grad_norm))  # one sync
+        # one sync: finite on every rank, and no rank has had SIGTERM/SIGINT (any rank's signal stops all)
+        finite, unsignalled = dist.all_ranks_true_each(
+            torch.isfinite(out.loss.detach()) & torch.isfinite(grad_norm), stop.received is None
+        )
         # fp16 loss scaling overflows by design until GradScaler finds a scale that fits: skip the step
         # and let update() halve the scale, without counting it as a non-finite step (the model is fine).
         overflow = (
@@ -289,7 +322,10 @@ def _train(cfg, data_dir, out_dir, resume, stop_at, deadline, rank, world_size, 
         step += 1
         progress.update(1)
         out_of_time = deadline is not None and dist.broadcast_flag(time.monotonic() >= deadline)
-        final = step == end or out_of_time
+        stopping = not unsignalled and step < end
+        if stopping:
+            stop_signal = stop.received or int(signal.SIGTERM)  # None here: the signal reached another rank
+        final = step == end or out_of_time or stopping
         logger.accumulate(
             out, grad_norm if finite else None, wav.size(0) * wav.size(-1) * world_size, time.perf_counter() - t0
         )
@@ -298,7 +334,11 @@ def _train(cfg, data_dir, out_dir, resume, stop_at, deadline, rank, world_size, 
             if main and stats:
                 progress.set_postfix(loss=f"{stats['loss/total']:.3f}", samples_s=f"{stats['speed/samples_per_s']:.0f}")
         if nonfinite:  # no validation or checkpoint during a run of skipped steps: last.pt stays the last good one
-            if out_of_time:
+            if stopping and main:
+                log.warning(
+                    "stopped by %s after step %d, a skipped step: no checkpoint written", _name(stop_signal), step
+                )
+            if out_of_time or stopping:
                 break
             continue
         if validset is not None and (step % cfg.train.valid_every == 0 or step == cfg.train.steps):
@@ -318,13 +358,23 @@ def _train(cfg, data_dir, out_dir, resume, stop_at, deadline, rank, world_size, 
                 prune_checkpoints(out_dir, cfg.train.keep_checkpoints)
         if step % cfg.train.checkpoint_every == 0 or final:
             checkpoint(last_path)
+        if stopping:
+            if main:
+                log.warning(
+                    "stopped by %s after step %d: %s written; run again to resume", _name(stop_signal), step, last_path
+                )
+            break
         if out_of_time and step < end:
             if main:
                 log.info("time limit reached after step %d: %s written; run again to resume", step, last_path)
             break
     progress.close()
     logger.close()
-    return TrainResult(step=step, last_checkpoint=last_path, best_valid_loss=best)
+    return TrainResult(step=step, last_checkpoint=last_path, best_valid_loss=best, stop_signal=stop_signal)
+
+
+def _name(signum: int | None) -> str:
+    return signal.Signals(signum).name if signum else "a signal"
 
 
 @torch.no_grad()

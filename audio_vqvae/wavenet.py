@@ -113,6 +113,22 @@ class WaveNet(nn.Module):
             raise ValueError(f"WaveNet kernel_size must be >= 2, got {kernel_size}")
         if n_speakers < 1:
             raise ValueError(f"n_speakers must be >= 1, got {n_speakers}")
+        sizes = {
+            "n_classes": (n_classes, 2),
+            "cond_in_channels": (cond_in_channels, 1),
+            "hop_length": (hop_length, 1),
+            "residual_channels": (residual_channels, 1),
+            "gate_channels": (gate_channels, 2),
+            "skip_channels": (skip_channels, 1),
+            "layers_per_stack": (layers_per_stack, 1),
+            "n_stacks": (n_stacks, 1),
+            "cond_channels": (cond_channels, 1),
+            "n_cond_layers": (n_cond_layers, 0),
+            "speaker_dim": (speaker_dim, 1),
+        }
+        for name, (value, minimum) in sizes.items():
+            if value < minimum:  # found here, not as a shape error deep inside a conv
+                raise ValueError(f"WaveNet {name} must be >= {minimum}, got {value}")
         self.n_classes = n_classes
         self.cond_in_channels = cond_in_channels
         self.hop_length = hop_length

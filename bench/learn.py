@@ -212,7 +212,8 @@ def main() -> int:
     spk, content = conversion["speaker"], conversion["content"]
     print(
         f"conversion: target {cell(spk['target_rate'], 100, 1)} %, source {cell(spk['source_rate'], 100, 1)} % "
-        f"(classifier on real speech {cell(spk['classifier_accuracy'], 100, 1)} %); MCD to target "
+        f"(classifier on real speech {cell(spk['classifier_accuracy'], 100, 1)} %, "
+        f"{cell(spk.get('classifier_accuracy_noisy'), 100, 1)} % at 10 dB SNR); MCD to target "
         f"{cell(content['mcd_target'], 1, 2)} dB vs source {cell(content['mcd_source_target'], 1, 2)} dB; "
         f"code agreement {cell(content['code_agreement'], 100, 1)} % (chance "
         f"{cell(content['code_agreement_chance'], 100, 1)} %)"

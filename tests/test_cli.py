@@ -53,3 +53,40 @@ def test_train_time_limit_must_be_a_finite_number_of_minutes(tmp_path):
         out = run("train", "--data", str(tmp_path), "--out", str(tmp_path / "exp"), "--time-limit", bad)
         assert out.returncode == 2 and "--time-limit" in out.stderr and "Traceback" not in out.stderr, bad
     assert not (tmp_path / "exp").exists()
+
+
+def one_line_error(capsys, *args: str) -> str:
+    """Run the CLI in this process; return its error, which must be one line with exit status 2."""
+    from audio_vqvae.cli import main
+
+    assert main(list(args)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err, err
+    return err
+
+
+def test_unreadable_checkpoints_are_one_line_errors_naming_the_file(tmp_path, capsys):
+    empty, noise, text = tmp_path / "empty.pt", tmp_path / "noise.pt", tmp_path / "notes.pt"
+    empty.write_bytes(b"")  # an IndexError inside the error handler before
+    noise.write_bytes(bytes((i * 7919) % 256 for i in range(4096)))
+    text.write_text("this is not a checkpoint\n")  # "KeyError: 101" before
+    for ckpt in (empty, noise, text):
+        err = one_line_error(capsys, "encode", "--ckpt", str(ckpt), "--out", str(tmp_path / "out"), "x.wav")
+        assert f"{ckpt}: " in err and "weights_only" not in err, err
+
+
+def test_sizes_and_periods_of_zero_are_one_line_errors_naming_the_key(tmp_path, capsys):
+    err = one_line_error(capsys, "info", "--preset", "tiny", "--set", "model.decoder.n_stacks=0")
+    assert "model.decoder.n_stacks" in err  # it failed deep inside a torch conv before
+    for key in ("checkpoint_every", "log_every", "valid_every"):  # a ZeroDivisionError after step 1 before
+        args = ["--data", str(tmp_path), "--out", str(tmp_path / "exp"), "--set", f"train.{key}=0"]
+        assert f"train.{key}" in one_line_error(capsys, "train", "--preset", "tiny", *args)
+    assert not (tmp_path / "exp").exists()
+
+
+def test_train_stop_at_must_be_a_step_and_nothing_claims_a_checkpoint_that_was_not_written(tmp_path):
+    out = run("train", "--data", str(tmp_path), "--out", str(tmp_path / "exp"), "--stop-at", "-5")
+    assert out.returncode == 2 and "--stop-at" in out.stderr and "Traceback" not in out.stderr
+    assert "checkpoint" not in out.stdout and not (tmp_path / "exp").exists()
+    out = run("train", "--data", str(tmp_path), "--out", str(tmp_path / "exp"), "--set", "train.steps=0")
+    assert out.returncode == 2 and "train.steps" in out.stderr and "checkpoint" not in out.stdout

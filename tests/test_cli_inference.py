@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 import soundfile as sf
 from trained_tiny import trained_checkpoint, write_tone
 
 from audio_vqvae import VQVAE
 from audio_vqvae.cli import main
+from audio_vqvae.fileio import folder_lock
 from audio_vqvae.inference import extract_tokens
 from audio_vqvae.manifest import Utterance, write_manifest
 from audio_vqvae.tokens import read_jsonl, read_npy_dir, read_tokens
@@ -123,3 +128,81 @@ def test_encode_formats_agree_and_decode_speaks_them(checkpoint, inputs, tmp_pat
             assert info.samplerate == 16000 and info.frames == codes.numel() * 64
     err = one_line_error(capsys, "encode", "--ckpt", checkpoint, "--out", tok, inputs[0])
     assert str(tok / "tokens.json") in err
+
+
+def files_of(folder) -> dict:
+    """Every file under ``folder``, hidden ones included -> its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_folder_in_use_is_refused_in_one_line(checkpoint, inputs, tmp_path, capsys):
+    """A second writer into an output folder is refused, not interleaved (issue 12, item 1)."""
+    out = tmp_path / "out"
+    with folder_lock(out):
+        err = one_line_error(capsys, "encode", "--ckpt", checkpoint, "--out", out, *inputs)
+        message = f"{out}: in use by another run (process {os.getpid()}); wait for it to end or choose another output"
+        assert err.endswith(message + " folder")
+        err = one_line_error(capsys, "convert", "--ckpt", checkpoint, "--speaker", "spk0", "--out", out, inputs[0])
+        assert f"{out}: in use by another run" in err
+        err = one_line_error(capsys, "reconstruct", "--ckpt", checkpoint, "--speaker", "spk0", "--out", out, inputs[0])
+        assert f"{out}: in use by another run" in err
+        assert [p.name for p in out.iterdir()] == [".lock"]
+    assert not out.exists()  # the lock's folder, made for it and empty, is gone
+    code, err = run(capsys, "encode", "--ckpt", checkpoint, "--out", out, *inputs)
+    assert code == 0, err
+    assert sorted(files_of(out)) == ["tokens.json", "units.txt"]  # no lock file or temporaries left
+
+
+def test_a_failed_encode_force_leaves_the_previous_outputs_whole(checkpoint, inputs, tmp_path, capsys):
+    """A NaN file found in a later batch stops the run before anything is replaced (issue 12, item 2)."""
+    out = tmp_path / "tok"
+    args = ["encode", "--ckpt", checkpoint, "--out", out, "--format", "units,npy,jsonl,vectors", "--dedup"]
+    code, err = run(capsys, *args, *inputs)
+    assert code == 0, err
+    before = files_of(out)
+    write_tone(inputs[0], 0.06, f0=430.0)  # new audio under the same id: its codes differ
+    nan = tmp_path / "in" / "z.wav"
+    samples = np.zeros(1600, dtype=np.float32)
+    samples[1000] = np.nan
+    sf.write(nan, samples, 16000, subtype="FLOAT")
+    err = one_line_error(capsys, *args, "--force", "--batch-seconds", "0.05", *inputs, nan)
+    assert str(nan) in err and "not finite" in err
+    assert files_of(out) == before
+    code, err = run(capsys, *args, "--force", *inputs)
+    assert code == 0, err
+    assert files_of(out)["npy/utt 1.v2.npy"] != before["npy/utt 1.v2.npy"]  # the test's new audio did change codes
+
+
+def test_decode_refuses_units_that_are_not_integers(checkpoint, tmp_path, capsys):
+    """1.5 in units.jsonl or a float .npy is an error naming the file and position, not truncated (item 4)."""
+    jsonl = tmp_path / "units.jsonl"
+    jsonl.write_text('{"id": "a", "units": [1, 2, 3]}\n{"id": "b", "units": [1, 1.5, 2, 3]}\n')
+    args = ["--ckpt", checkpoint, "--speaker", "spk0", "--out", tmp_path / "o"]
+    err = one_line_error(capsys, "decode", "--units", jsonl, *args)
+    assert err.endswith(f"{jsonl}:2: units[1] is 1.5, not an integer")
+    npy = tmp_path / "npy"
+    npy.mkdir()
+    np.save(npy / "a.npy", np.array([1.0, 2.5, 3.0], dtype=np.float32))
+    err = one_line_error(capsys, "decode", "--units", npy, *args)
+    assert err.endswith(f"{npy / 'a.npy'}: units must be integers, got a float32 array; position 1 is 2.5")
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_next_encode_removes_the_temporaries_of_a_killed_one(checkpoint, inputs, tmp_path, capsys):
+    """What a ``kill -9`` leaves (temporaries of a dead process, older fixed names) goes at the next run (item 10)."""
+    out = tmp_path / "tok"
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(gone.stdout)  # a process that has exited
+    stale = [
+        out / ".units.txt.partial",
+        out / f".units.txt.{pid}-0a1b2c3d.tmp",
+        out / f".tokens.{pid}-0a1b2c3d.tmp" / "npy" / "b.npy",
+        out / "npy" / f".b.npy.{pid}-x1_y2z3w.tmp",
+        out / f".b_to_spk0.wav.{pid}-0a1b2c3d.tmp",
+    ]
+    for p in stale:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("torn")
+    code, err = run(capsys, "encode", "--ckpt", checkpoint, "--out", out, "--format", "units,npy", *inputs)
+    assert code == 0, err
+    assert sorted(files_of(out)) == ["npy/b.npy", "npy/utt 1.v2.npy", "tokens.json", "units.txt"]

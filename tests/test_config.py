@@ -119,3 +119,54 @@ def test_experiment_config_and_literal_choices():
     with pytest.raises(ConfigError, match="train.precision.*fp32, bf16, fp16"):
         experiment_config("tiny", {"train": {"precision": "fp8"}})
     assert apply_overrides(type(cfg)(), to_dict(cfg)) == cfg
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"train": {"checkpoint_every": 0}}, "'train.checkpoint_every' must be >= 1, got 0"),
+        ({"train": {"log_every": 0}}, "'train.log_every' must be >= 1, got 0"),
+        ({"train": {"valid_every": -2}}, "'train.valid_every' must be >= 1, got -2"),
+        ({"train": {"audio_every": 0}}, "'train.audio_every' must be >= 1 or null, got 0"),
+        ({"train": {"steps": 0}}, "'train.steps' must be >= 1, got 0"),
+        ({"data": {"batch_size": 0}}, "'data.batch_size' must be >= 1"),
+        ({"model": {"decoder": {"n_stacks": 0}}}, "'model.decoder.n_stacks' must be >= 1, got 0"),
+        ({"model": {"decoder": {"layers_per_stack": 0}}}, "'model.decoder.layers_per_stack' must be >= 1"),
+        ({"model": {"decoder": {"residual_channels": 0}}}, "'model.decoder.residual_channels' must be >= 1"),
+        ({"model": {"encoder": {"strides": [2, 0]}}}, r"'model.encoder.strides' must be >= 1 \(each\)"),
+        ({"model": {"encoder": {"channels": 0}}}, "'model.encoder.channels' must be >= 1"),
+        ({"model": {"quantizer": {"codebook_size": 0}}}, "'model.quantizer.codebook_size' must be >= 1"),
+    ],
+)
+def test_sizes_and_periods_below_their_minimum_are_refused_naming_the_key(override, message):
+    from audio_vqvae.config import experiment_config
+
+    with pytest.raises(ConfigError, match=message):
+        experiment_config("tiny", override)
+
+
+def test_null_and_zero_stay_legal_where_they_mean_something():
+    from audio_vqvae.config import experiment_config, validate
+
+    cfg = experiment_config(
+        "tiny",
+        {
+            "train": {"audio_every": None, "keep_checkpoints": 0},
+            "data": {"num_workers": 0},
+            "model": {"encoder": {"n_residual_layers": 0}, "decoder": {"n_cond_layers": 0}},
+        },
+    )
+    validate(cfg)
+    for name in ("default", "paper", "tiny"):
+        validate(experiment_config(name))
+
+
+def test_validate_checks_a_config_built_in_code():
+    import dataclasses
+
+    from audio_vqvae.config import experiment_config, validate
+
+    cfg = experiment_config("tiny")
+    bad = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, valid_every=0))
+    with pytest.raises(ConfigError, match="'train.valid_every' must be >= 1"):
+        validate(bad)

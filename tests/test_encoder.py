@@ -46,6 +46,8 @@ def test_bad_input_shapes_and_configs():
         Encoder(strides=(4,), kernel_sizes=(2,))
     with pytest.raises(ValueError, match="strides"):
         Encoder(strides=())
+    with pytest.raises(ValueError, match="n_residual_layers must be >= 0"):
+        Encoder(strides=(2, 2), n_residual_layers=-1)
 
 
 def test_jitter_moves_frames_to_neighbours_only():

@@ -80,12 +80,13 @@ def test_encoder_passes_hold_at_most_the_batch_budget(model, monkeypatch):
     assert all(b * t <= 3 * 16000 for b, _, t in sizes) and len(sizes) >= 6
 
 
-@pytest.mark.parametrize("mel_conditioning", [False, True])
-def test_chunked_generation_equals_one_uninterrupted_pass(mel_conditioning):
+@pytest.mark.parametrize("mel_conditioning, pre_emphasis", [(False, 0.0), (True, 0.0), (False, 0.85)])
+def test_chunked_generation_equals_one_uninterrupted_pass(mel_conditioning, pre_emphasis):
     """Chunk by chunk (caches carried, clock wrapped), each row gets the samples of generating it alone;
-    with mel conditioning, each row's predicted spectrogram is its own too, whatever the padding."""
+    with mel conditioning, each row's predicted spectrogram is its own too, whatever the padding; with
+    pre-emphasis, the de-emphasis filter carries each row's state across chunks."""
     torch.manual_seed(0)
-    overrides = {"decoder": {"layers_per_stack": 8}, "mel_conditioning": mel_conditioning}
+    overrides = {"decoder": {"layers_per_stack": 8}, "mel_conditioning": mel_conditioning, "pre_emphasis": pre_emphasis}
     model = VQVAE.from_config(apply_overrides(preset("tiny"), overrides)).eval()
     assert clock_period(model.decoder) == 128  # the buffer clock wraps every 2 frames: chunks of 3 test it
     codes = torch.randint(0, 32, (3, 9))
@@ -97,7 +98,9 @@ def test_chunked_generation_equals_one_uninterrupted_pass(mel_conditioning):
         n = int(lengths[b])
         latents = model.conditioning_features(model.quantizer.dequantize(codes[b : b + 1, :n]), speakers[b : b + 1])
         alone = model.decoder.generate(latents, speakers[b : b + 1], uniforms=uniforms[b : b + 1, : n * 64])
-        assert torch.equal(outs[b], mu_law_decode(alone[0])) and alone.unique().numel() > 20
+        expected = model.waveform(alone)[0]
+        assert torch.equal(outs[b], expected) and alone.unique().numel() > 20
+        assert torch.equal(expected, mu_law_decode(alone[0])) == (pre_emphasis == 0)
         assert torch.equal(greedy[b], model.decode(codes[b : b + 1, :n], int(speakers[b]), temperature=0)[0, 0])
 
 

@@ -21,6 +21,7 @@ from audio_vqvae.evaluate import (
 from audio_vqvae.metrics import (
     abx_error,
     abx_items,
+    add_white_noise,
     bitrate,
     dtw,
     log_mel_frames,
@@ -263,6 +264,16 @@ def test_speaker_classifier_separates_the_synthetic_speakers(corpus):
     assert info["n_speakers"] == 3 and info["n_held_out"] == 6
     assert info["held_out_accuracy"] >= 5 / 6
     assert clf.predict([torch.from_numpy(corpus[9].wav)]) == [corpus[9].speaker]
+    assert info["held_out_accuracy_noisy"] >= 5 / 6  # learned from noisy copies: white noise at 10 dB is no trouble
+
+
+def test_noise_augmentation_is_what_keeps_noisy_speech_with_its_speaker(corpus):
+    wavs, speakers = [torch.from_numpy(u.wav) for u in corpus], [u.speaker for u in corpus]
+    clean_only, info = train_speaker_classifier(wavs, speakers, SR, noise_snrs_db=())
+    assert info["held_out_accuracy"] >= 5 / 6 and info["held_out_accuracy_noisy"] <= 0.5
+    g = torch.Generator().manual_seed(5)
+    noisy = add_white_noise(wavs[0], 10.0, g)
+    assert abs(10 * math.log10(wavs[0].pow(2).mean() / (noisy - wavs[0]).pow(2).mean()) - 10.0) < 0.3
 
 
 # ----------------------------------------------------------------------------------------- end to end

@@ -23,6 +23,7 @@ from audio_vqvae.tokens import (
     deduplicate,
     expand,
     id_from_path,
+    load_npy,
     read_jsonl,
     read_npy_dir,
     read_tokens,
@@ -127,3 +128,63 @@ def test_a_writer_that_fails_leaves_no_partial_text_files(tmp_path):
             writer.add(Tokens("fine", torch.tensor([1, 1, 2])))
             writer.add(Tokens("a|b", torch.tensor([1])))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_non_integer_units_are_refused_naming_the_file_and_position(tmp_path):
+    jsonl = tmp_path / "units.jsonl"
+    for line, message in [
+        ('{"id": "a", "units": [1, 1.5, 2]}', "units[1] is 1.5, not an integer"),
+        ('{"id": "a", "units": [1, 2.0]}', "units[1] is 2.0, not an integer"),
+        ('{"id": "a", "units": [true]}', "units[0] is true, not an integer"),
+        ('{"id": "a", "units": [1, 2], "durations": [1, 0.5]}', "durations[1] is 0.5, not an integer"),
+    ]:
+        jsonl.write_text('{"id": "ok", "units": [3]}\n' + line + "\n")
+        with pytest.raises(TokenFormatError) as e:
+            read_jsonl(jsonl)
+        assert str(e.value) == f"{jsonl}:2: {message}"
+    npy = tmp_path / "npy"
+    npy.mkdir()
+    np.save(npy / "a.npy", np.array([1, 2], dtype=np.int16))
+    np.save(npy / "b.npy", np.array([1.0, 2.0, 2.5], dtype=np.float32))
+    message = r"b.npy: units must be integers, got a float32 array; position 2 is 2.5$"
+    with pytest.raises(TokenFormatError, match=message):
+        read_tokens(npy)
+    np.save(npy / "b.npy", np.array([1.0, 2.0]))
+    with pytest.raises(TokenFormatError, match=r"b.npy: units must be integers, got a float64 array$"):
+        load_npy(npy / "b.npy")
+    (npy / "b.npy").write_bytes(b"not numpy")
+    with pytest.raises(TokenFormatError, match=r"b.npy: not a .npy array"):
+        load_npy(npy / "b.npy")
+    units = tmp_path / "units.txt"
+    units.write_text("a|1 1.5 2\n")
+    with pytest.raises(TokenFormatError, match=r"units.txt:1: units must be integers .*; position 1 is '1.5'"):
+        read_units(units)
+
+
+def test_two_writers_into_one_folder_keep_their_own_temporaries(tmp_path):
+    """Temporary names are unique: interleaved writers never tear each other's files (issue 12, item 1)."""
+    first = TokenWriter(tmp_path, ["units", "jsonl", "npy"], False, 32)
+    second = TokenWriter(tmp_path, ["units", "jsonl", "npy"], False, 32)
+    for i, uid in enumerate(IDS):
+        first.add(Tokens(uid, torch.tensor([1, 2, i])))
+        second.add(Tokens(uid, torch.tensor([5, i])))
+    first.close({"run": 1})
+    second.close({"run": 2})
+    assert [(uid, c.tolist()) for uid, c in read_units(tmp_path / UNITS)] == [(u, [5, i]) for i, u in enumerate(IDS)]
+    assert [c.tolist() for _, c in read_jsonl(tmp_path / JSONL)] == [[5, i] for i in range(len(IDS))]
+    assert json.loads((tmp_path / METADATA).read_text())["run"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([JSONL, METADATA, NPY_DIR, UNITS])
+
+
+def test_a_writer_that_fails_leaves_the_folder_as_it_was(tmp_path):
+    """Nothing is moved into place before close: a failed rewrite keeps the old run whole (issue 12, item 2)."""
+    with TokenWriter(tmp_path, ["units", "npy", "vectors"], False, 32) as writer:
+        for uid in IDS:
+            writer.add(Tokens(uid, torch.tensor([1, 2, 3]), torch.zeros(3, 2)))
+        writer.close({"run": 1})
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(RuntimeError, match="NaN found"):
+        with TokenWriter(tmp_path, ["units", "npy", "vectors"], False, 32) as writer:
+            writer.add(Tokens(IDS[0], torch.tensor([7, 7]), torch.ones(2, 2)))
+            raise RuntimeError("NaN found in a later file")
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before

@@ -6,8 +6,11 @@ import dataclasses
 import logging
 import math
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,8 +18,8 @@ import torch
 import yaml
 
 from audio_vqvae import distributed
-from audio_vqvae.checkpoint import load_checkpoint
-from audio_vqvae.config import experiment_config
+from audio_vqvae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from audio_vqvae.config import ConfigError, experiment_config, merge, parse_assignments
 from audio_vqvae.model import VQVAE
 from audio_vqvae.train import TrainingError, lr_factor, train
 
@@ -37,8 +40,6 @@ BASE = {
 
 
 def write_conf(path: Path, extra: dict | None = None) -> Path:
-    from audio_vqvae.config import merge
-
     path.write_text(yaml.safe_dump(merge(BASE, extra or {})))
     return path
 
@@ -290,3 +291,85 @@ def test_cuda_amp_training_runs_and_its_checkpoint_loads_on_the_cpu(prepared_cor
     model = VQVAE.load(result.last_checkpoint)  # weights saved from the GPU load on the CPU
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert next(model.parameters()).device.type == "cpu"
+
+
+def test_sigterm_saves_a_checkpoint_at_the_current_step_and_exits_cleanly(prepared_corpus, tmp_path):
+    """A scheduler's SIGTERM, sent to the whole process group (DataLoader worker included)."""
+    exp = tmp_path / "exp"
+    sets = ["train.steps=100000", "train.checkpoint_every=100000", "train.valid_every=100000", "data.num_workers=1"]
+    conf = write_conf(tmp_path / "c.yaml")
+    cmd = ["train", "--preset", "tiny", "--config", str(conf), "--data", str(prepared_corpus), "--out", str(exp)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "audio_vqvae", *cmd, "--set", *sets],
+        cwd=ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a job's
+    )
+    try:
+        log = []
+        for line in proc.stderr:  # wait until the loop starts, then let it take a few steps
+            log.append(line)
+            if "training utterances" in line:
+                break
+        time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    err = "".join(log) + err
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert "Traceback" not in err and "stopped by SIGTERM after step" in err
+    step = load_checkpoint(exp / "last.pt")["step"]
+    assert 1 <= step < 100000
+    assert out.strip() == f"stopped by SIGTERM at step {step}; checkpoint {exp / 'last.pt'}; run again to resume"
+    cfg = experiment_config("tiny", merge(BASE, parse_assignments(sets)))
+    assert train(cfg, prepared_corpus, exp, stop_at=step + 1).step == step + 1  # and it resumes
+
+
+def test_missing_audio_files_are_reported_before_training_starts(prepared_corpus, tmp_path):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(prepared_corpus, corpus)
+    for wav in sorted((corpus / "wav" / "spk1").glob("*.wav"))[:2]:
+        wav.unlink()
+    cfg = experiment_config("tiny", BASE)
+    with pytest.raises(TrainingError, match=r"train\.jsonl: 2 of its 9 audio files are missing: .*spk1_000\.wav"):
+        train(cfg, corpus, tmp_path / "exp")
+    assert not (tmp_path / "exp").exists()
+
+
+def test_bad_periods_steps_and_checkpoints_are_refused_before_training(prepared_corpus, tmp_path):
+    cfg = experiment_config("tiny", BASE)
+    for key in ("checkpoint_every", "log_every", "valid_every"):  # a ZeroDivisionError after step 1 before
+        bad = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **{key: 0}))
+        with pytest.raises(ConfigError, match=f"train.{key}"):
+            train(bad, prepared_corpus, tmp_path / "exp")
+    with pytest.raises(TrainingError, match="stop_at must be a step >= 1, got -5"):
+        train(cfg, prepared_corpus, tmp_path / "exp", stop_at=-5)
+    assert not (tmp_path / "exp").exists()
+    exp = tmp_path / "empty"
+    exp.mkdir()
+    (exp / "last.pt").write_bytes(b"")  # a 0-byte last.pt: an IndexError inside the error handler before
+    with pytest.raises(CheckpointError, match=r"last\.pt: empty file"):
+        train(cfg, prepared_corpus, exp)
+    state = load_checkpoint(train(cfg, prepared_corpus, tmp_path / "ok", stop_at=1).last_checkpoint)
+    del state["optimizer"], state["format"], state["model_sha256"]
+    save_checkpoint(exp / "last.pt", state)  # a hand-edited checkpoint: weights, but no optimizer state
+    with pytest.raises(TrainingError, match=r"last\.pt: cannot resume from it: no optimizer"):
+        train(cfg, prepared_corpus, exp)
+
+
+def test_stale_temporaries_of_a_killed_save_are_removed_when_training_starts(prepared_corpus, tmp_path):
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a process id that is gone, as a killed run's is
+    names = [".last.pt.{}-a1b2c3.tmp", ".best.pt.{}-x9y8.tmp", ".step_00000004.pt.{}-q7.tmp"]
+    stale = [exp / name.format(dead.pid) for name in names]
+    for p in stale:
+        p.write_bytes(b"PK half a checkpoint")  # what kill -9 during torch.save leaves
+    assert train(experiment_config("tiny", BASE), prepared_corpus, exp, stop_at=1).step == 1
+    assert not any(p.exists() for p in stale) and (exp / "last.pt").is_file()

@@ -152,3 +152,11 @@ def test_speaker_changes_output_and_bad_speaker_is_rejected():
         net.generate(latents, torch.tensor([3]))
     with pytest.raises(ValueError, match="frames x hop"):
         net(inputs[:, :-1], latents, torch.tensor([0]))
+
+
+@pytest.mark.parametrize(
+    "size", ["n_stacks", "layers_per_stack", "residual_channels", "skip_channels", "cond_channels", "speaker_dim"]
+)
+def test_empty_sizes_are_refused_when_built_not_deep_inside_a_conv(size):
+    with pytest.raises(ValueError, match=f"WaveNet {size} must be >= 1, got 0"):
+        tiny_wavenet(**{size: 0})

@@ -11,7 +11,7 @@ from __future__ import annotations
 from .abx import ABXItem, abx_error, abx_items
 from .dtw import dtw, dtw_mean
 from .features import KMeansUnits, log_mel_frames, mfcc_frames
-from .speaker import SpeakerClassifier, speaker_embedding, train_speaker_classifier
+from .speaker import SpeakerClassifier, add_white_noise, speaker_embedding, train_speaker_classifier
 from .spectral import log_mel_distance, mel_cepstral_distortion, mel_cepstrum, reconstruction_metrics
 from .units import SILENCE_PHONES, bitrate, contingency, phone_mapping_accuracy, purity_and_pnmi
 
@@ -34,6 +34,7 @@ __all__ = [
     "phone_mapping_accuracy",
     "purity_and_pnmi",
     "reconstruction_metrics",
+    "add_white_noise",
     "speaker_embedding",
     "train_speaker_classifier",
 ]

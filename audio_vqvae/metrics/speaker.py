@@ -6,6 +6,15 @@ pooling of x-vectors (Snyder et al. 2018) applied to hand-made frame features in
 learned network. A multinomial logistic regression with an L2 penalty (fitted by scipy's
 L-BFGS-B in float64, deterministic) maps these to speakers. It needs no data beyond the corpus and
 trains in well under a second on a few hundred utterances.
+
+``train_speaker_classifier`` also learns from noisy copies of each training utterance (white noise
+at 20, 10 and 5 dB SNR), the additive-noise augmentation of x-vector training (Snyder et al. 2018).
+Without it the statistics of any noisy input fall outside what the clean utterances span, and the
+classifier puts them all in one class: on the flite4 dev corpus, the real target readings with white
+noise at 20 dB SNR were assigned their own speaker 48 % of the time and at 10 dB 25 % (chance), which
+made it blind to the voice of a conversion that carries sampling noise. With the augmentation they are
+assigned their own speaker at every SNR down to 0 dB, and the noisy copies of the source speaker stay
+the source speaker's (``held_out_accuracy_noisy`` reports the check at 10 dB on the held-out part).
 """
 
 from __future__ import annotations
@@ -136,6 +145,16 @@ def embed(wavs: Sequence[Tensor], sample_rate: int) -> Tensor:
     return torch.stack([speaker_embedding(w, sample_rate) for w in wavs])
 
 
+NOISE_SNRS_DB = (20.0, 10.0, 5.0)  # the noisy copies each training utterance adds
+CHECK_SNR_DB = 10.0  # the SNR of the held-out robustness check
+
+
+def add_white_noise(wav: Tensor, snr_db: float, generator: torch.Generator) -> Tensor:
+    """``wav`` plus Gaussian white noise ``snr_db`` below its power (over the whole waveform); (T,) -> (T,)."""
+    noise = torch.randn(wav.shape, generator=generator, dtype=torch.float32).to(wav.dtype)
+    return wav + noise * wav.float().pow(2).mean().sqrt() * 10 ** (-snr_db / 20)
+
+
 def held_out_split(speakers: Sequence[str], fraction: float = 0.25, seed: int = 0) -> tuple[list[int], list[int]]:
     """Indices (train, held_out): about ``fraction`` of each speaker's utterances held out, at least one
     when the speaker has two or more, never all of them."""
@@ -153,30 +172,49 @@ def held_out_split(speakers: Sequence[str], fraction: float = 0.25, seed: int = 
 
 
 def train_speaker_classifier(
-    wavs: Sequence[Tensor], speakers: Sequence[str], sample_rate: int, *, held_out_fraction: float = 0.25, seed: int = 0
+    wavs: Sequence[Tensor],
+    speakers: Sequence[str],
+    sample_rate: int,
+    *,
+    held_out_fraction: float = 0.25,
+    seed: int = 0,
+    noise_snrs_db: Sequence[float] = NOISE_SNRS_DB,
 ) -> tuple[SpeakerClassifier, dict[str, float | int | None]]:
-    """Fit a classifier on part of the real utterances and measure it on the rest.
+    """Fit a classifier on part of the real utterances and their noisy copies, and measure it on the rest.
 
     Args:
         wavs, speakers: real utterances and their speakers.
         sample_rate: Hz.
         held_out_fraction: share of each speaker's utterances kept out of training.
-        seed: seed of the split.
+        seed: seed of the split and of the noise.
+        noise_snrs_db: each training utterance is also learned with white noise at each of these SNRs
+            (``add_white_noise``); () trains on the clean utterances alone.
     Returns:
-        The classifier (trained on the training part only) and ``held_out_accuracy`` (None when
-        nothing is held out), ``n_train``, ``n_held_out``, ``n_speakers``.
+        The classifier (trained on the training part only) and ``held_out_accuracy`` on the held-out
+        utterances, ``held_out_accuracy_noisy`` on them with white noise at ``CHECK_SNR_DB`` (both None
+        when nothing is held out), ``n_train`` (real utterances, without the copies), ``n_held_out``,
+        ``n_speakers``.
     """
     if len(wavs) != len(speakers):
         raise ValueError(f"{len(wavs)} utterances but {len(speakers)} speaker labels")
-    x = embed(wavs, sample_rate)
     train, held = held_out_split(speakers, held_out_fraction, seed)
-    clf = SpeakerClassifier.fit_embeddings(x[train], [speakers[i] for i in train], sample_rate)
-    accuracy = None
+    generator = torch.Generator().manual_seed(seed)
+    x = embed(wavs, sample_rate)
+    train_x = [x[train]]
+    for snr in noise_snrs_db:
+        train_x.append(embed([add_white_noise(wavs[i], snr, generator) for i in train], sample_rate))
+    labels = [speakers[i] for i in train] * (1 + len(noise_snrs_db))
+    clf = SpeakerClassifier.fit_embeddings(torch.cat(train_x), labels, sample_rate)
+    accuracy = noisy = None
     if held:
-        predicted = clf.predict_proba_embeddings(x[held]).argmax(1).tolist()
-        accuracy = float(np.mean([clf.speakers[p] == speakers[i] for p, i in zip(predicted, held)]))
+        truth = [speakers[i] for i in held]
+        predicted = [clf.speakers[i] for i in clf.predict_proba_embeddings(x[held]).argmax(1).tolist()]
+        accuracy = float(np.mean([p == t for p, t in zip(predicted, truth)]))
+        noisy_wavs = [add_white_noise(wavs[i], CHECK_SNR_DB, generator) for i in held]
+        noisy = float(np.mean([p == t for p, t in zip(clf.predict(noisy_wavs), truth)]))
     info = {
         "held_out_accuracy": accuracy,
+        "held_out_accuracy_noisy": noisy,
         "n_train": len(train),
         "n_held_out": len(held),
         "n_speakers": len(clf.speakers),
