@@ -66,6 +66,17 @@ def _minutes(text: str) -> float:
     return value
 
 
+def finite_temperature(text: str) -> float:
+    """argparse type of --temperature: a finite number, 0 (greedy) or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a temperature, got {text!r}") from None
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite temperature >= 0, got {text!r}")
+    return value
+
+
 def _step(text: str) -> int:
     """argparse type of --stop-at: a step number, 1 or more."""
     try:
@@ -189,7 +200,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_generation_arguments(p: argparse.ArgumentParser, encodes: bool = True) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="utterances generated together (default 8)")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature; 0 is greedy (default 1)")
+    p.add_argument(
+        "--temperature", type=finite_temperature, default=1.0, help="sampling temperature; 0 is greedy (default 1)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the sampling (default 0)")
     p.add_argument(
         "--chunk-frames", type=int, default=250, help="frames generated per chunk; bounds memory (default 250)"

@@ -8,6 +8,7 @@ else needs to know the defaults.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -313,7 +314,10 @@ def _check_minimum(owner: type, key: str, value: Any, dotted: str) -> None:
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:
-    """Check ``value`` against the type ``hint``; lists become tuples, ints widen to floats."""
+    """Check ``value`` against the type ``hint``; lists become tuples, ints widen to floats.
+
+    A string that reads as a finite float (``3e-4``, which YAML 1.1 leaves a string) is a float.
+    """
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
@@ -340,6 +344,13 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                number = math.nan
+            if math.isfinite(number):
+                return number
     elif hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value

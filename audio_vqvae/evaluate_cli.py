@@ -13,6 +13,7 @@ import torch
 
 from .alignment import PhoneSegment, read_phone_table, read_textgrid
 from .audio import load_audio
+from .cli import finite_temperature
 from .evaluate import (
     ConversionPair,
     Item,
@@ -335,7 +336,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--reconstructions", type=int, default=4, help="sources also resynthesised with their own speaker")
     c.add_argument("--max-seconds", type=float, default=6.0, help="crop every utterance to this length")
     c.add_argument("--batch-size", type=int, default=16)
-    c.add_argument("--temperature", type=float, default=1.0)
+    c.add_argument("--temperature", type=finite_temperature, default=1.0, help="sampling temperature; 0 is greedy")
     c.add_argument(
         "--wer",
         action="store_true",

@@ -129,7 +129,7 @@ def _reusable(out: Path, src: SourceUtterance, opts: PrepareOptions, stamp_mtime
     Trusted only when it was written after the current options were stamped and after the source
     last changed (like make), and its header shows the model rate, one channel and enough samples.
     """
-    if src.wav is not None or not out.is_file():
+    if src.wav is not None or not out.is_file() or not Path(src.path).is_file():
         return None
     try:
         out_mtime = out.stat().st_mtime

@@ -271,6 +271,19 @@ def model_metadata(model) -> dict:
 
 
 # ---- reading ------------------------------------------------------------------------------------
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _read_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 text file; bytes that are not UTF-8 are a TokenFormatError naming file and line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        lineno = data.count(b"\n", 0, e.start) + 1
+        raise TokenFormatError(f"{path}:{lineno}: not UTF-8 text (byte {data[e.start]:#04x})") from None
+
+
 def _parse_line(path: Path, lineno: int, line: str) -> tuple[str, list[int]]:
     uid, sep, rest = line.partition("|")
     if not sep:
@@ -283,6 +296,8 @@ def _parse_line(path: Path, lineno: int, line: str) -> tuple[str, list[int]]:
             raise TokenFormatError(
                 f"{path}:{lineno}: units must be integers separated by spaces; position {i} is {v[:20]!r}"
             ) from None
+        if not _INT64[0] <= values[-1] <= _INT64[1]:
+            raise TokenFormatError(f"{path}:{lineno}: unit {v[:30]} at position {i} is out of range (64-bit integers)")
     return uid, values
 
 
@@ -293,6 +308,8 @@ def _check_integers(key: str, values) -> None:
     for i, v in enumerate(values):
         if not isinstance(v, int) or isinstance(v, bool):
             raise TokenFormatError(f"{key}[{i}] is {json.dumps(v)[:20]}, not an integer")
+        if not _INT64[0] <= v <= _INT64[1]:
+            raise TokenFormatError(f"{key}[{i}] is {str(v)[:30]}, out of range (64-bit integers)")
 
 
 def read_units(path: str | Path) -> list[tuple[str, Tensor]]:
@@ -305,7 +322,7 @@ def read_units(path: str | Path) -> list[tuple[str, Tensor]]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: units file not found")
     rows, seen = [], set()
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(_read_lines(path), 1):
         if not line.strip():
             continue
         uid, values = _parse_line(path, lineno, line)
@@ -336,7 +353,7 @@ def read_jsonl(path: str | Path) -> list[tuple[str, Tensor]]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: units file not found")
     rows, seen = [], set()
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(_read_lines(path), 1):
         if not line.strip():
             continue
         try:

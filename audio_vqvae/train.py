@@ -28,9 +28,10 @@ from .checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from .config import Config, to_dict
+from .config import Config, ConfigError, to_dict
 from .config import validate as validate_config
 from .data import SegmentDataset, StreamSampler, validation_batches
+from .encoder import hop_length
 from .fileio import remove_stale_temporaries
 from .manifest import read_manifest, read_speakers
 from .model import VQVAE
@@ -162,6 +163,11 @@ def train(
     """
     started = time.monotonic()
     validate_config(cfg)
+    hop = hop_length(cfg.model.encoder.strides)
+    if cfg.data.segment_length < hop:  # rounded down to a multiple of the hop, it would be 0
+        raise ConfigError(
+            f"config key 'data.segment_length' must be at least one hop ({hop} samples), got {cfg.data.segment_length}"
+        )
     if stop_at is not None and stop_at < 1:
         raise TrainingError(f"stop_at must be a step >= 1, got {stop_at}")
     data_dir, out_dir = Path(data_dir), Path(out_dir)

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 import audio_vqvae
 
 
@@ -55,6 +57,23 @@ def test_train_time_limit_must_be_a_finite_number_of_minutes(tmp_path):
     assert not (tmp_path / "exp").exists()
 
 
+def test_temperature_must_be_a_finite_number_0_or_more(tmp_path, capsys):
+    from audio_vqvae.cli import build_parser
+
+    commands = (
+        ["convert", "--ckpt", "c.pt", "--out", str(tmp_path), "--speaker", "s", "x.wav"],
+        ["reconstruct", "--ckpt", "c.pt", "--out", str(tmp_path), "x.wav"],
+        ["evaluate", "conversion", "--ckpt", "c.pt", "--data", str(tmp_path), "--out", str(tmp_path / "r.json")],
+    )
+    for command in commands:
+        for bad in ("nan", "-1", "inf", "hot"):  # nan gave two distinct sample values before
+            with pytest.raises(SystemExit) as exit_:
+                build_parser().parse_args([*command, "--temperature", bad])
+            err = capsys.readouterr().err.strip().splitlines()[-1]
+            assert exit_.value.code == 2 and "--temperature" in err and repr(bad) in err, (command, err)
+        assert build_parser().parse_args([*command, "--temperature", "0"]).temperature == 0.0
+
+
 def one_line_error(capsys, *args: str) -> str:
     """Run the CLI in this process; return its error, which must be one line with exit status 2."""
     from audio_vqvae.cli import main
@@ -90,3 +109,10 @@ def test_train_stop_at_must_be_a_step_and_nothing_claims_a_checkpoint_that_was_n
     assert "checkpoint" not in out.stdout and not (tmp_path / "exp").exists()
     out = run("train", "--data", str(tmp_path), "--out", str(tmp_path / "exp"), "--set", "train.steps=0")
     assert out.returncode == 2 and "train.steps" in out.stderr and "checkpoint" not in out.stdout
+
+
+def test_a_segment_shorter_than_one_hop_names_the_key(tmp_path, capsys):
+    args = ["--data", str(tmp_path), "--out", str(tmp_path / "exp"), "--preset", "tiny"]
+    err = one_line_error(capsys, "train", *args, "--set", "data.segment_length=10")  # "segment_length 0" before
+    assert "'data.segment_length' must be at least one hop" in err and "got 10" in err, err
+    assert not (tmp_path / "exp").exists()

@@ -121,6 +121,24 @@ def test_experiment_config_and_literal_choices():
     assert apply_overrides(type(cfg)(), to_dict(cfg)) == cfg
 
 
+def test_floats_written_as_3e_4_are_floats(tmp_path):
+    from audio_vqvae.config import experiment_config
+
+    # YAML 1.1 reads 3e-4 (no dot) as a string: "must be float, got '3e-4'" before
+    sets = parse_assignments(["optim.lr=3e-4", "model.quantizer.ema_decay=1e0"])
+    f = tmp_path / "conf.yaml"
+    f.write_text("optim:\n  lr: 3e-4\n")
+    for overrides in (sets, load_overrides(f)):
+        cfg = experiment_config("tiny", overrides)
+        assert cfg.optim.lr == 3e-4 and isinstance(cfg.optim.lr, float)
+    assert experiment_config("tiny", sets).model.quantizer.ema_decay == 1.0
+    for bad in ("fast", "nan", "inf", "3e-4x"):
+        with pytest.raises(ConfigError, match="optim.lr"):
+            experiment_config("tiny", {"optim": {"lr": bad}})
+    with pytest.raises(ConfigError, match="decoder.n_stacks"):  # ints stay strict
+        experiment_config("tiny", {"model": {"decoder": {"n_stacks": "2"}}})
+
+
 @pytest.mark.parametrize(
     "override, message",
     [

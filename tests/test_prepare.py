@@ -334,6 +334,22 @@ def test_folder_csv_with_and_without_header(tmp_path):
         folder.prepare(corpus / "bad.csv", tmp_path / "bad")
 
 
+def test_folder_lists_dangling_symlinks_and_folders_named_like_audio_as_bad_files(tmp_path):
+    corpus = fake_folder(tmp_path / "corpus", bad=False)
+    (corpus / "alice" / "gone.wav").symlink_to(corpus / "alice" / "deleted.wav")  # skipped silently before
+    (corpus / "alice" / "x.wav").mkdir()
+    tone(corpus / "alice" / "x.wav" / "inner.wav", 0.5, 16000)
+    report = folder.prepare(corpus, tmp_path / "out")
+    lines = (tmp_path / "out" / "bad_files.tsv").read_text().splitlines()[1:]
+    reasons = dict(line.split("\t") for line in lines)
+    assert reasons == {
+        str(corpus / "alice" / "gone.wav"): "file not found",
+        str(corpus / "alice" / "x.wav"): "not a file",
+    }
+    assert sorted(report.skipped) == sorted(reasons.items())
+    assert "alice_x.wav_inner" in split_of(check_layout(tmp_path / "out"))  # the folder's own audio is kept
+
+
 def segments_for(k: int) -> list[PhoneSegment]:
     """A distinct 0.4 s alignment per sentence k (matching tone(..., 0.4, ...))."""
     cut = round(0.1 + 0.01 * k, 4)

@@ -161,6 +161,33 @@ def test_non_integer_units_are_refused_naming_the_file_and_position(tmp_path):
         read_units(units)
 
 
+def test_huge_integers_and_bytes_that_are_not_utf8_are_one_line_errors_naming_the_file(tmp_path):
+    huge = "99999999999999999999"  # "Overflow when unpacking long", no file named, before
+    units, jsonl = tmp_path / "units.txt", tmp_path / "units.jsonl"
+    units.write_text(f"ok|1\na|1 {huge}\n")
+    with pytest.raises(TokenFormatError) as e:
+        read_units(units)
+    assert str(e.value) == f"{units}:2: unit {huge} at position 1 is out of range (64-bit integers)"
+    for key, line in [
+        ("units", f'{{"id": "a", "units": [{huge}]}}'),
+        ("durations", f'{{"id": "a", "units": [1], "durations": [-{huge}]}}'),
+    ]:
+        jsonl.write_text('{"id": "ok", "units": [3]}\n' + line + "\n")
+        with pytest.raises(TokenFormatError) as e:
+            read_jsonl(jsonl)
+        sign = "-" if key == "durations" else ""
+        assert str(e.value) == f"{jsonl}:2: {key}[0] is {sign}{huge}, out of range (64-bit integers)"
+    units.write_text(f"a|1 {2**63 - 1}\n")
+    assert read_units(units)[0][1].tolist() == [1, 2**63 - 1]
+    # invalid UTF-8: a bare UnicodeDecodeError, no file named, before
+    for path, good in ((units, b"ok|1\n"), (jsonl, b'{"id": "ok", "units": [3]}\n')):
+        path.write_bytes(good + b"a\xff|1\n")
+        with pytest.raises(TokenFormatError) as e:
+            read_tokens(path)
+        assert str(e.value) == f"{path}:2: not UTF-8 text (byte 0xff)", e.value
+        assert "\n" not in str(e.value)
+
+
 def test_two_writers_into_one_folder_keep_their_own_temporaries(tmp_path):
     """Temporary names are unique: interleaved writers never tear each other's files (issue 12, item 1)."""
     first = TokenWriter(tmp_path, ["units", "jsonl", "npy"], False, 32)

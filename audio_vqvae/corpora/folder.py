@@ -58,7 +58,8 @@ def prepare(corpus_dir: str | Path, out_dir: str | Path, **options) -> PrepareRe
 
     - Folder: each first-level sub-folder is a speaker; its audio files (any format soundfile
       reads, at any depth) are its utterances. Hidden files and folders, files directly in
-      ``corpus_dir``, and ``out_dir`` (if inside ``corpus_dir``) are ignored.
+      ``corpus_dir``, and ``out_dir`` (if inside ``corpus_dir``) are ignored. Anything else named
+      like an audio file (a dangling symlink, a folder ``x.wav``) is a bad file, as in a CSV.
     - CSV (``corpus_dir`` ends in .csv): rows ``path,speaker``, or, after a header row, any
       columns in any order. A header names (in any case) the audio path (``path``, ``wav`` or
       ``audio``) and ``speaker``, and optionally the utterance id (``id``, ``utt_id`` or
@@ -175,7 +176,7 @@ def _safe(name: str) -> str:
 
 
 def _folder_entries(corpus: Path, out_dir: Path) -> tuple[list[_Entry], int]:
-    """An entry for each audio file, and the count of ignored top-level files."""
+    """An entry for each audio file (or anything else named like one), and the count of ignored top-level files."""
     out_dir = out_dir.resolve()
     entries, ignored = [], 0
     for child in sorted(corpus.iterdir()):
@@ -190,7 +191,8 @@ def _folder_entries(corpus: Path, out_dir: Path) -> tuple[list[_Entry], int]:
             rel = path.relative_to(child)
             if path.suffix.lower() not in AUDIO_SUFFIXES or any(p.startswith(".") for p in rel.parts):
                 continue
-            if path.is_file() and out_dir not in path.resolve().parents:
+            # not is_file(): a dangling symlink or a folder named x.wav is a bad file (bad_files.tsv), as in a CSV
+            if out_dir not in path.resolve().parents:
                 entries.append(_Entry(path, child.name, rel.with_suffix("").as_posix(), str(path)))
     return entries, ignored
 
