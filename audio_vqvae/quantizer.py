@@ -20,23 +20,42 @@ _USAGE_INIT = 1.0
 # Momentum of the running mean and variance that the input normalisation uses in eval mode.
 _NORM_MOMENTUM = 0.05
 _NORM_EPS = 1e-5
+# Relative margin below which a frame is a near tie (``VectorQuantizer.is_near_tie``): its code may differ
+# between mathematically equal encodings (another batch, chunking or thread count), because the encoder's
+# float32 outputs and the lookup's scores differ by rounding. Measured (issue 12): latents differ by at
+# most 6e-7, and every flipped frame had a margin of at most 2.4e-7 of its scale (about 2 float32 ulps);
+# 1e-6 (about 8 ulps) leaves 4x room. tests/test_quantizer.py checks every flip is below it.
+TIE_TOLERANCE = 1e-6
 
 
-def nearest_codes(x: Tensor, codebook: Tensor) -> Tensor:
-    """Index of the nearest codebook entry (squared Euclidean) for each row of ``x``.
+def code_scores(x: Tensor, codebook: Tensor) -> Tensor:
+    """The scores ``nearest_codes`` minimises: ``||e||^2 - 2 x.e`` for each row of ``x`` and code ``e``.
 
     ``||x - e||^2 = ||x||^2 - 2 x.e + ||e||^2``; the ``||x||^2`` term is the same for every code of
     a row, so it is left out: it cannot change the argmin and adding it only costs float32 precision.
+    Differences of scores within a row are therefore differences of squared Euclidean distances.
     One addmm gives a (M, K) matrix; a (M, K, D) difference tensor is never built.
 
     Args:
         x: (M, D) float32 vectors.
         codebook: (K, D) float32 codes.
     Returns:
-        (M,) int64 code indices.
+        (M, K) float32 scores.
     """
     e_sq = (codebook * codebook).sum(1)  # (K,)
-    return torch.addmm(e_sq.unsqueeze(0), x, codebook.t(), alpha=-2.0).argmin(1)  # (M, K) -> (M,)
+    return torch.addmm(e_sq.unsqueeze(0), x, codebook.t(), alpha=-2.0)
+
+
+def nearest_codes(x: Tensor, codebook: Tensor) -> Tensor:
+    """Index of the nearest codebook entry (squared Euclidean) for each row of ``x``.
+
+    Args:
+        x: (M, D) float32 vectors.
+        codebook: (K, D) float32 codes.
+    Returns:
+        (M,) int64 code indices: the argmin of ``code_scores``.
+    """
+    return code_scores(x, codebook).argmin(1)  # (M, K) -> (M,)
 
 
 def _l2_normalize(x: Tensor) -> Tensor:
@@ -305,6 +324,51 @@ class VectorQuantizer(nn.Module):
         with torch.autocast(device_type=z.device.type, enabled=False):
             x, _ = self._normalize_input(_flatten(z.float()))  # (B*N, D); eval: running statistics
             return nearest_codes(x, self.embeddings()).view(z.size(0), z.size(2))
+
+    @torch.no_grad()
+    def margins(self, z: Tensor) -> Tensor:
+        """How far each frame is from a tie: second-best minus best lookup score, without side effects.
+
+        The score is the one ``quantize`` minimises (``code_scores``) on the normalised input it looks
+        up (eval mode: running batch-norm statistics, then l2 normalisation under cosine similarity), so
+        a margin is a gap of squared Euclidean distances between that input and its two nearest codes;
+        under cosine similarity it is ``2 * (cos_best - cos_second)``, in [0, 4]. A frame whose margin
+        is within float32 rounding of the encoder and the lookup (``is_near_tie``) may get either code
+        depending on how its batch was computed; see ``windows.encode_chunked``.
+
+        Args:
+            z: (B, D, N) encoder outputs.
+        Returns:
+            (B, N) float32 margins, >= 0 (inf when K == 1).
+        """
+        self._check_input(z)
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            x, _ = self._normalize_input(_flatten(z.float()))  # (B*N, D)
+            scores = code_scores(x, self.embeddings())  # (B*N, K)
+            if scores.size(1) < 2:
+                return torch.full((z.size(0), z.size(2)), float("inf"), device=z.device)
+            best, second = scores.topk(2, dim=1, largest=False).values.unbind(1)  # (B*N,) each
+            return (second - best).clamp(min=0).view(z.size(0), z.size(2))
+
+    @torch.no_grad()
+    def is_near_tie(self, z: Tensor, tolerance: float = TIE_TOLERANCE) -> Tensor:
+        """Frames whose code may flip under float32 rounding of z: margin < tolerance * scale.
+
+        The scale is ``||x||^2 + max_k ||e_k||^2`` for the normalised input x and codes e (2 under cosine
+        similarity): the size of the terms each score is rounded from, so the float32 error of a margin
+        is a few ulps of it, however close together x and its codes are.
+
+        Args:
+            z: (B, D, N) encoder outputs.
+            tolerance: relative bound (``TIE_TOLERANCE``, 1e-6, by default).
+        Returns:
+            (B, N) bool.
+        """
+        self._check_input(z)
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            x, _ = self._normalize_input(_flatten(z.float()))  # (B*N, D)
+            scale = x.square().sum(1) + self.embeddings().square().sum(1).max()  # (B*N,)
+        return self.margins(z) < tolerance * scale.view(z.size(0), z.size(2))
 
     def dequantize(self, codes: Tensor) -> Tensor:
         """Codebook vectors of ``codes``.

@@ -129,6 +129,12 @@ def encode_chunked(
     from one or several waveforms are encoded together, at most ``batch_seconds`` of padded audio
     per pass. Results come out in input order, each as soon as its last window is done.
 
+    Exactness is up to float32 rounding: another chunking, batch composition or thread count changes
+    the order of the encoder's sums, so latents may differ by ~1e-7 (tested: at most 1e-5). A code can
+    then differ only at a near tie, a frame whose two nearest codes are within ``TIE_TOLERANCE`` (1e-6,
+    relative) of each other (``VectorQuantizer.margins`` and ``is_near_tie``); such frames are rare
+    (measured: under 1 % of the frames of random noise) and either code is equally close.
+
     Args:
         model: a VQVAE; it is put in eval mode.
         wavs: (T,) float waveforms at ``model.sample_rate`` (consumed lazily, one at a time).

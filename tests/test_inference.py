@@ -52,7 +52,8 @@ def test_windows_cover_every_frame_once():
 
 
 def test_chunked_encoding_equals_whole_file_encoding_on_a_long_random_signal():
-    """The default encoder on 20 s of noise: every chunking gives the codes of one whole-file pass."""
+    """The paper's encoder on 20 s of noise: every chunking gives the codes of one whole-file pass, but
+    at near ties (``VectorQuantizer.is_near_tie``), which may flip with float32 rounding (issue 12)."""
     torch.manual_seed(0)
     model = VQVAE.from_config(preset("paper")).eval()
     wav = torch.randn(20 * 16000 + 123) * 0.3
@@ -61,10 +62,39 @@ def test_chunked_encoding_equals_whole_file_encoding_on_a_long_random_signal():
         model.quantizer.codebook.copy_(z[:, torch.randperm(z.size(1))[:512]].t())
     whole = model.encode(wav)[0]
     assert whole.numel() == wav.numel() // 64 and whole.unique().numel() > 200
+    tie = model.quantizer.is_near_tie(z.unsqueeze(0))[0]  # (N,)
     for chunk, batch in [(1.0, 4.0), (0.37, 100.0), (3.3, 1.0), (100.0, 100.0)]:
         (out,) = encode_chunked(model, [wav], chunk_seconds=chunk, batch_seconds=batch, latents="continuous")
-        assert torch.equal(out.codes, whole), (chunk, batch)
+        differ = out.codes != whole  # float32 rounding differs with the chunking and thread count: near ties flip
+        assert torch.equal(out.codes[~tie], whole[~tie]) and differ.float().mean() < 0.01, (chunk, batch)
         assert torch.allclose(out.latents, z.t(), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("normalised", [True, False])
+def test_codes_do_not_depend_on_the_batch_except_at_near_ties(normalised):
+    """20 noise files of 0.06-3 s encoded in one run (several per pass) or each alone: latents agree to
+    1e-5 and codes agree at every frame but near ties (issue 12), which are rare."""
+    torch.manual_seed(0)
+    overrides = {"quantizer": {"codebook_size": 512, "batch_norm": normalised, "cosine_similarity": normalised}}
+    model = VQVAE.from_config(apply_overrides(preset("tiny"), overrides)).eval()
+    quantizer = model.quantizer
+    wavs = [torch.randn(n) * float(s) for n, s in zip(torch.randint(1000, 48000, (20,)), torch.rand(20) * 0.5)]
+    with torch.no_grad():  # codes and statistics from the signals' own latents, so the codes vary
+        z = torch.cat([model.encoder(w.view(1, 1, -1))[0] for w in wavs], 1)  # (D, N)
+        if normalised:
+            quantizer.running_mean.copy_(z.mean(1))
+            quantizer.running_var.copy_(z.var(1))
+        quantizer.codebook.copy_(quantizer._normalize_input(z[:, torch.randperm(z.size(1))[:512]].t())[0])
+    together = list(encode_chunked(model, wavs, latents="continuous"))
+    frames = flips = 0
+    for w, one in zip(wavs, together):
+        (alone,) = encode_chunked(model, [w], latents="continuous")
+        assert torch.allclose(one.latents, alone.latents, atol=1e-5, rtol=0)
+        differ = one.codes != alone.codes
+        for latents in (one.latents, alone.latents):
+            assert quantizer.is_near_tie(latents.t().unsqueeze(0))[0][differ].all()
+        frames, flips = frames + differ.numel(), flips + int(differ.sum())
+    assert flips < 0.01 * frames and len(torch.cat([e.codes for e in together]).unique()) > 100
 
 
 def test_encoder_passes_hold_at_most_the_batch_budget(model, monkeypatch):

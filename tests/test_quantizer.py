@@ -13,7 +13,7 @@ from torch import multiprocessing as mp
 from torch import nn
 
 from audio_vqvae.config import QuantizerConfig
-from audio_vqvae.quantizer import VectorQuantizer
+from audio_vqvae.quantizer import TIE_TOLERANCE, VectorQuantizer
 
 # The paper's quantizer (van den Oord et al. 2017): the tests below state every option they rely on
 # against these plain settings; the config's defaults add EMA, k-means, revival and normalisation.
@@ -466,3 +466,29 @@ def test_normalisation_spreads_outputs_that_a_fresh_encoder_points_one_way():
         used[name] = int(out.codes_used)
     assert used["normalised"] >= 48
     assert used["plain"] < 8
+
+
+@pytest.mark.parametrize("normalised", [False, True])
+def test_margins_are_gaps_of_squared_distance_between_the_two_nearest_codes(normalised):
+    torch.manual_seed(0)
+    vq = VectorQuantizer(16, 4, kmeans_init=False, batch_norm=normalised, cosine_similarity=normalised).eval()
+    if normalised:
+        vq.running_mean.normal_()
+        vq.running_var.uniform_(0.5, 2.0)
+    z = torch.randn(2, 4, 7)
+    x = (z - vq.running_mean.view(1, -1, 1)) * torch.rsqrt(vq.running_var.view(1, -1, 1) + 1e-5) if normalised else z
+    if normalised:
+        x = nn.functional.normalize(x, dim=1)
+    d = (x.permute(0, 2, 1).unsqueeze(2) - vq.embeddings()).square().sum(-1)  # (B, N, K)
+    two = d.topk(2, dim=-1, largest=False).values
+    margins = vq.margins(z)
+    assert margins.shape == (2, 7) and (margins >= 0).all()
+    torch.testing.assert_close(margins, two[..., 1] - two[..., 0], atol=1e-5, rtol=1e-4)
+    assert torch.equal(vq.quantize(z), d.argmin(-1))
+    # A frame equidistant from its two nearest codes is a tie; a frame on a code is not.
+    two_codes = VectorQuantizer(2, 2, kmeans_init=False, batch_norm=False, cosine_similarity=normalised).eval()
+    two_codes.codebook.copy_(torch.tensor([[1.0, 0.0], [-1.0, 0.0]]))
+    frames = torch.tensor([[[0.0, 1.0], [3.0, 0.0]]])  # (1, D=2, N=2): (0, 3) is a tie, (1, 0) is on code 0
+    assert two_codes.margins(frames)[0].tolist() == [0.0, 4.0]  # equal squared distances; 0 and 4
+    assert two_codes.is_near_tie(frames)[0].tolist() == [True, False]
+    assert vq.is_near_tie(z, tolerance=0.0).sum() == 0 and TIE_TOLERANCE == 1e-6
