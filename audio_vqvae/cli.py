@@ -8,6 +8,7 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import Callable
 
 from . import __version__
 from .config import PRESETS, Config, experiment_config, load_overrides, merge, parse_assignments, to_dict
@@ -55,26 +56,23 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _minutes(text: str) -> float:
-    """argparse type of --time-limit: a finite number of minutes, 0 or more."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected minutes, got {text!r}") from None
-    if not (value >= 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"must be a finite number of minutes >= 0, got {text!r}")
-    return value
+def finite_non_negative(what: str) -> Callable[[str], float]:
+    """An argparse type: a finite number, 0 or more, of ``what`` ("minutes", "temperature")."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number ({what}), got {text!r}") from None
+        if not (value >= 0 and value != float("inf")):
+            raise argparse.ArgumentTypeError(f"must be a finite number ({what}) >= 0, got {text!r}")
+        return value
+
+    return parse
 
 
-def finite_temperature(text: str) -> float:
-    """argparse type of --temperature: a finite number, 0 (greedy) or more."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a temperature, got {text!r}") from None
-    if not (value >= 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"must be a finite temperature >= 0, got {text!r}")
-    return value
+_minutes = finite_non_negative("minutes")  # --time-limit
+finite_temperature = finite_non_negative("temperature")  # --temperature; 0 is greedy
 
 
 def _step(text: str) -> int:
