@@ -35,6 +35,12 @@ def teardown() -> None:
         td.destroy_process_group()
 
 
+def barrier() -> None:
+    """Wait for every rank (nothing without a process group)."""
+    if active():
+        td.barrier()
+
+
 def _device() -> torch.device:
     return torch.device("cuda", torch.cuda.current_device()) if td.get_backend() == "nccl" else torch.device("cpu")
 

@@ -175,7 +175,9 @@ def train(
     try:
         deadline = None if time_limit is None else started + time_limit
         with StopSignals() as stop:
-            return _train(cfg, data_dir, out_dir, resume, stop_at, deadline, rank, world_size, local_rank, stop)
+            result = _train(cfg, data_dir, out_dir, resume, stop_at, deadline, rank, world_size, local_rank, stop)
+        dist.barrier()  # no rank tears its process group down while another is still in a collective
+        return result
     finally:
         dist.teardown()
 
