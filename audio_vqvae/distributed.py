@@ -47,19 +47,15 @@ def _device() -> torch.device:
 
 def all_ranks_true(flag: torch.Tensor | bool) -> bool:
     """True when ``flag`` holds on every rank (one host sync)."""
-    if not active():
-        return bool(flag)
-    t = torch.as_tensor(flag, dtype=torch.float32).reshape(1).to(_device())
-    td.all_reduce(t, op=td.ReduceOp.MIN)
-    return bool(t.item())
+    return all_ranks_true_each(flag)[0]
 
 
 def all_ranks_true_each(*flags: torch.Tensor | bool) -> list[bool]:
-    """``all_ranks_true`` of each flag, in one all-reduce (one host sync)."""
-    device = _device() if active() else None
-    t = torch.stack([torch.as_tensor(f, dtype=torch.float32).reshape(()).to(device) for f in flags])
-    if active():
-        td.all_reduce(t, op=td.ReduceOp.MIN)
+    """For each flag, True when it holds on every rank: one all-reduce (MIN), one host sync."""
+    if not active():
+        return [bool(f) for f in flags]
+    t = torch.stack([torch.as_tensor(f, dtype=torch.float32).reshape(()).to(_device()) for f in flags])
+    td.all_reduce(t, op=td.ReduceOp.MIN)
     return [bool(v) for v in t.tolist()]
 
 
