@@ -16,14 +16,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import AlignmentError
 from .fileio import atomic_write_text
 
 SILENCE = "sil"  # the label given to empty intervals
 TABLE_HEADER = ("id", "start", "end", "phone")
-
-
-class AlignmentError(ValueError):
-    """A malformed TextGrid or phone table; the message names the file and line."""
 
 
 @dataclass(frozen=True)
@@ -275,7 +272,7 @@ def write_phone_table(path: str | os.PathLike[str], alignments: Mapping[str, Seq
         for seg in segments:
             for name in (utt, seg.phone):
                 if not name or len(name.split()) != 1 or name != name.strip():
-                    raise ValueError(f"{path}: cannot write label {name!r} of '{utt}': empty or has whitespace")
+                    raise AlignmentError(f"{path}: cannot write label {name!r} of '{utt}': empty or has whitespace")
             lines.append(f"{utt}\t{_seconds(seg.start)}\t{_seconds(seg.end)}\t{seg.phone}")
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path

@@ -1,9 +1,13 @@
-"""Audio I/O and preprocessing: load as mono float32, resample, silence checks, atomic WAV writes, mu-law."""
+"""Audio I/O and preprocessing: load as mono float32 (whole or in blocks), silence checks, atomic WAV writes, mu-law.
+
+``resample`` (soxr) lives in ``resample.py`` and is re-exported here.
+"""
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,14 +16,12 @@ import soundfile as sf
 import torch
 from torch import Tensor
 
+from .errors import AudioError, OutputExistsError
 from .fileio import temp_path
+from .resample import Resampler, resample, resampled_length  # noqa: F401 (resample: re-exported)
 
 # What soundfile raises for a file it cannot open or decode (LibsndfileError is a RuntimeError).
 _READ_ERRORS = (sf.LibsndfileError, RuntimeError, OSError)
-
-
-class AudioError(ValueError):
-    """A bad audio file; the message starts with the file's path when there is one."""
 
 
 @dataclass(frozen=True)
@@ -76,74 +78,119 @@ def audio_info(path: str | os.PathLike[str]) -> AudioInfo:
     return AudioInfo(Path(path), rate, frames, int(info.channels), frames / rate if rate else 0.0)
 
 
+# Frames read per block, at the file's own rate: 1.4 s at 48 kHz, 512 KiB of float32 stereo.
+BLOCK_FRAMES = 1 << 16
+
+
+class AudioStream:
+    """An audio file as mono float32 blocks at ``sample_rate``: read, downmixed and resampled a block at
+    a time, so that memory does not grow with the file (issue 12); joined, the blocks are ``load_audio``'s.
+
+    The header is read here, so a missing or unreadable file fails at once; the samples are read
+    when the stream is iterated (each iteration reads the file from its start). The checks of
+    ``load_audio`` run on the way: a file with non-finite samples yields nothing from its first bad
+    block on and raises once it has been read to the end (the message counts them all); an empty or
+    too short file raises after its last block.
+
+    Args:
+        path: any file soundfile can read, any sample format, rate and number of channels.
+        sample_rate: rate of the blocks, in Hz.
+        min_samples: fewest samples accepted, counted at ``sample_rate``.
+        block_frames: frames read per block, at the file's rate.
+    Attributes:
+        n_samples: samples the header promises at ``sample_rate`` (``resampled_length``); the
+            stream's own count is the authority (some compressed formats' headers are approximate).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        sample_rate: int = 16000,
+        *,
+        min_samples: int = 1,
+        block_frames: int = BLOCK_FRAMES,
+    ):
+        if sample_rate <= 0:
+            raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+        if block_frames < 1:
+            raise ValueError(f"block_frames must be >= 1, got {block_frames}")
+        info = audio_info(path)
+        self.path = Path(path)
+        self.sample_rate = int(sample_rate)
+        self.file_rate = info.sample_rate
+        self.min_samples = min_samples
+        self.block_frames = block_frames
+        self.n_samples = resampled_length(info.n_samples, info.sample_rate, self.sample_rate)
+
+    def _read(self, f: sf.SoundFile) -> np.ndarray:
+        try:
+            return f.read(self.block_frames, dtype="float32", always_2d=True)  # (t, C)
+        except _READ_ERRORS as e:
+            raise AudioError(f"{self.path}: cannot read audio: {_one_line(e)}") from None
+
+    def __iter__(self) -> Iterator[Tensor]:
+        """(t,) float32 blocks on the CPU, in order; block sizes vary (the resampler's delay)."""
+        try:
+            f = sf.SoundFile(str(self.path))
+        except _READ_ERRORS as e:
+            raise AudioError(f"{self.path}: cannot read audio: {_one_line(e)}") from None
+        resampler = Resampler(self.file_rate, self.sample_rate)
+        frames = bad = given = 0
+        with f:
+            last = False
+            while not last:
+                data = self._read(f)
+                last = data.shape[0] < self.block_frames
+                frames += data.shape[0]
+                bad += int((~np.isfinite(data).all(axis=1)).sum())  # time steps with a NaN or Inf in any channel
+                if bad:
+                    continue  # read on, to count them all; nothing more is given
+                mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
+                out = resampler(mono, last)  # (t',)
+                if out.size:
+                    given += out.size
+                    yield torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
+        if frames == 0:
+            raise AudioError(f"{self.path}: empty file (0 samples)")
+        if bad:
+            raise AudioError(f"{self.path}: {bad} of {frames} samples are not finite (NaN or Inf)")
+        if given < self.min_samples:
+            raise AudioError(f"{self.path}: too short: {given} samples, need at least {self.min_samples}")
+
+
+def join_blocks(blocks: Iterable[Tensor], n_samples: int = 0) -> Tensor:
+    """(t,) blocks joined into one (T,) tensor, copied into a buffer of ``n_samples`` (grown if short),
+    so that the blocks and their concatenation are never all held at once."""
+    out, n = torch.empty(n_samples), 0
+    for block in blocks:
+        k = block.numel()
+        if n + k > out.numel():  # the header undercounted: grow geometrically
+            out = torch.cat([out[:n], torch.empty(max(n + k, 2 * out.numel()) - n)])
+        out[n : n + k] = block
+        n += k
+    return out if n == out.numel() else out[:n].clone()
+
+
 def load_audio(path: str | os.PathLike[str], sample_rate: int = 16000, *, min_samples: int = 1) -> Tensor:
-    """Read an audio file as mono float32 at ``sample_rate``.
+    """Read an audio file as mono float32 at ``sample_rate``, whole (``AudioStream`` gives it in blocks).
 
     Fix-ups, applied in this order: a multi-channel file is averaged over its channels (mono); a
-    file at another rate is resampled with ``resample`` (torchaudio's windowed-sinc filter). Samples
-    are not clipped or normalised, so a resampled full-scale file may overshoot [-1, 1] slightly.
+    file at another rate is resampled with soxr (``resample.Resampler``), block by block, so the file
+    is never held whole at its own rate. Samples are not clipped or normalised, so a resampled
+    full-scale file may overshoot [-1, 1] slightly.
 
     Args:
         path: any file soundfile can read (WAV, FLAC, OGG, ...), any sample format.
         sample_rate: rate of the returned waveform, in Hz.
         min_samples: fewest samples accepted, counted after resampling.
     Returns:
-        (T,) float32 waveform on the CPU.
+        (T,) float32 waveform on the CPU; T = ``resampled_length(frames, file rate, sample_rate)``.
     Raises:
         AudioError: naming the file, when it is missing, unreadable, empty, holds NaN or Inf
             samples, or is shorter than ``min_samples`` after resampling.
     """
-    if sample_rate <= 0:
-        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
-    _check_file(path)
-    try:
-        data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)  # (T, C)
-    except _READ_ERRORS as e:
-        raise AudioError(f"{path}: cannot read audio: {_one_line(e)}") from None
-    if data.shape[0] == 0:
-        raise AudioError(f"{path}: empty file (0 samples)")
-    bad = int((~np.isfinite(data).all(axis=1)).sum())  # time steps with a NaN or Inf in any channel
-    if bad:
-        raise AudioError(f"{path}: {bad} of {data.shape[0]} samples are not finite (NaN or Inf)")
-    mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
-    wav = torch.from_numpy(np.ascontiguousarray(mono, dtype=np.float32))  # (T,)
-    if file_rate != sample_rate:
-        wav = resample(wav, int(file_rate), sample_rate)
-    if wav.numel() < min_samples:
-        raise AudioError(f"{path}: too short: {wav.numel()} samples, need at least {min_samples}")
-    return wav
-
-
-def resample(wav: Tensor, orig_sr: int, new_sr: int) -> Tensor:
-    """Change the sample rate with ``torchaudio.functional.resample`` (band-limited sinc interpolation).
-
-    torchaudio is imported here, not at module import, so loading files already at the model rate,
-    mu-law and writing all work where torchaudio cannot be loaded.
-
-    Args:
-        wav: (..., T) float waveform, any device.
-        orig_sr: its sample rate, in Hz.
-        new_sr: the wanted rate, in Hz.
-    Returns:
-        (..., ceil(T * new_sr / orig_sr)) waveform; ``wav`` itself when the rates are equal.
-    Raises:
-        RuntimeError: torchaudio cannot be imported (it says which torch build to install).
-    """
-    if orig_sr <= 0 or new_sr <= 0:
-        raise ValueError(f"sample rates must be positive, got {orig_sr} and {new_sr}")
-    if orig_sr == new_sr:
-        return wav
-    try:
-        from torchaudio import functional as audio_functional
-    except (ImportError, OSError) as e:
-        raise RuntimeError(
-            f"resampling {orig_sr} Hz -> {new_sr} Hz needs torchaudio, which failed to import "
-            f"({type(e).__name__}: {_one_line(e)}). torchaudio 2.11 loads only beside a CUDA 13.0 build "
-            f"of torch 2.11-2.14 (it also runs without a GPU); this is torch {torch.__version__}. "
-            "Install a matching pair, e.g. pip install 'torch>=2.11,<2.15' 'torchaudio>=2.11,<2.12', "
-            "or resample the files beforehand."
-        ) from e
-    return audio_functional.resample(wav, int(orig_sr), int(new_sr))
+    stream = AudioStream(path, sample_rate, min_samples=min_samples)
+    return join_blocks(stream, stream.n_samples)
 
 
 def is_silent(wav: Tensor, threshold_db: float = -60.0) -> bool:
@@ -230,9 +277,9 @@ def save_audio(
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
     if path.is_dir():
-        raise IsADirectoryError(f"{path}: is a folder")
+        raise OutputExistsError(f"{path}: is a folder")
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path}: already exists; pass overwrite=True to replace it")
+        raise OutputExistsError(f"{path}: already exists; pass overwrite=True to replace it")
     pcm = np.clip(np.round(np.clip(data, -1.0, 1.0) * 32768.0), -32768, 32767).astype(np.int16)
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -259,10 +306,10 @@ def _move_no_clobber(src: Path, dst: Path) -> None:
     try:
         os.link(src, dst)  # fails with FileExistsError if dst exists, even one created a moment ago
     except FileExistsError:
-        raise FileExistsError(f"{dst}: already exists; pass overwrite=True to replace it") from None
+        raise OutputExistsError(f"{dst}: already exists; pass overwrite=True to replace it") from None
     except OSError:  # no hard links here (some network or FAT file systems): check, then move
         if dst.exists():
-            raise FileExistsError(f"{dst}: already exists; pass overwrite=True to replace it") from None
+            raise OutputExistsError(f"{dst}: already exists; pass overwrite=True to replace it") from None
         os.replace(src, dst)
     else:
         src.unlink()

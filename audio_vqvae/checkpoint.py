@@ -14,16 +14,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import Config, ConfigError, apply_overrides, merge
+from .config import Config, apply_overrides, merge
+from .errors import CheckpointError, ConfigError
 from .fileio import atomic_write
 
 FORMAT = 1
 STEP_PATTERN = re.compile(r"^step_(\d+)\.pt$")
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, unreadable or not ours; the message names the file."""
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
@@ -66,7 +63,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         model_config = config_from_checkpoint(state).model
         mismatch = weights_mismatch(model_config, weights)
-    except (ConfigError, ValueError) as e:  # a hand-edited config, or sizes no model can have
+    except ConfigError as e:  # a hand-edited config, or sizes no model can have (VQVAE.from_config)
         raise CheckpointError(f"{path}: its config is not valid ({e})") from None
     if mismatch:
         raise CheckpointError(f"{path}: the weights do not fit the model its config describes ({mismatch})")

@@ -8,10 +8,12 @@ import json
 import logging
 import signal
 import sys
+import traceback
 from collections.abc import Callable
 
 from . import __version__
 from .config import PRESETS, Config, experiment_config, load_overrides, merge, parse_assignments, to_dict
+from .errors import DEBUG_VARIABLE, AudioVQVAEError, UsageError, debug_requested
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -71,19 +73,42 @@ def finite_non_negative(what: str) -> Callable[[str], float]:
     return parse
 
 
+def finite_positive(what: str) -> Callable[[str], float]:
+    """An argparse type: a finite number above 0, of ``what`` ("seconds")."""
+    non_negative = finite_non_negative(what)
+
+    def parse(text: str) -> float:
+        value = non_negative(text)
+        if value == 0:
+            raise argparse.ArgumentTypeError(f"must be a finite number ({what}) > 0, got {text!r}")
+        return value
+
+    return parse
+
+
+def positive_int(what: str) -> Callable[[str], int]:
+    """An argparse type: a whole number, 1 or more, of ``what`` ("step", "utterances", "frames")."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number ({what}), got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"must be a whole number ({what}) >= 1, got {text!r}")
+        return value
+
+    return parse
+
+
 _minutes = finite_non_negative("minutes")  # --time-limit
 finite_temperature = finite_non_negative("temperature")  # --temperature; 0 is greedy
+_seconds = finite_positive("seconds")  # --chunk-seconds, --batch-seconds
+_step = positive_int("step")  # --stop-at
+utterance_count = positive_int("utterances")  # --batch-size (also of evaluate conversion)
+_frames = positive_int("frames")  # --chunk-frames
 
-
-def _step(text: str) -> int:
-    """argparse type of --stop-at: a step number, 1 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a step number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a step >= 1, got {text!r}")
-    return value
+DEBUG_HELP = f"show the traceback of a user error too, not just its one line (or set {DEBUG_VARIABLE}=1)"
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -130,14 +155,14 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from .jobs import convert_job, generate_speech, read_pairs
 
     if bool(args.pairs) == bool(args.files):
-        raise ValueError("give audio files with --speaker, or --pairs FILE (not both)")
+        raise UsageError("give audio files with --speaker, or --pairs FILE (not both)")
     if args.pairs:
         if args.speaker:
-            raise ValueError("--speaker applies to files; a --pairs file names each target speaker")
+            raise UsageError("--speaker applies to files; a --pairs file names each target speaker")
         jobs = read_pairs(args.pairs, args.out)
     else:
         if not args.speaker:
-            raise ValueError("--speaker is required with audio files (or use --pairs FILE)")
+            raise UsageError("--speaker is required with audio files (or use --pairs FILE)")
         jobs = [convert_job(f, args.speaker, args.out) for f in args.files]
     model = load_model(args)
     written = generate_speech(model, jobs, chunk_seconds=args.chunk_seconds, **generation_options(args))
@@ -197,29 +222,33 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_generation_arguments(p: argparse.ArgumentParser, encodes: bool = True) -> None:
-    p.add_argument("--batch-size", type=int, default=8, help="utterances generated together (default 8)")
+    p.add_argument("--batch-size", type=utterance_count, default=8, help="utterances generated together (default 8)")
     p.add_argument(
         "--temperature", type=finite_temperature, default=1.0, help="sampling temperature; 0 is greedy (default 1)"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the sampling (default 0)")
     p.add_argument(
-        "--chunk-frames", type=int, default=250, help="frames generated per chunk; bounds memory (default 250)"
+        "--chunk-frames", type=_frames, default=250, help="frames generated per chunk; bounds memory (default 250)"
     )
     if encodes:
-        p.add_argument("--chunk-seconds", type=float, default=4.0, help="encoder window in seconds (default 4)")
+        p.add_argument("--chunk-seconds", type=_seconds, default=4.0, help="encoder window in seconds (default 4)")
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     module = importlib.import_module(f"audio_vqvae.corpora.{args.corpus}")
-    return module.main(args.args)
+    return module.main(["--debug", *args.args] if args.debug else args.args)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="audio-vqvae",
         description="Discrete speech units with a VQ-VAE and a speaker-conditioned WaveNet decoder.",
+        epilog="A mistake in the input (a missing file, an existing output without --force, a bad option or "
+        "config value) is one line on stderr and exit status 2; any other error is a bug and shows its "
+        f"traceback. --debug (or {DEBUG_VARIABLE}=1) shows the traceback of a mistake too.",
     )
     parser.add_argument("--version", action="version", version=f"audio-vqvae {__version__}")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("info", help="show a config's sizes and receptive fields")
@@ -313,9 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["quantized", "continuous"],
         help="vectors format: codebook vectors, or encoder outputs before quantization (default quantized)",
     )
-    p.add_argument("--chunk-seconds", type=float, default=4.0, help="encoder window in seconds (default 4)")
+    p.add_argument("--chunk-seconds", type=_seconds, default=4.0, help="encoder window in seconds (default 4)")
     p.add_argument(
-        "--batch-seconds", type=float, default=16.0, help="padded audio per encoder pass (default 16; more on a GPU)"
+        "--batch-seconds", type=_seconds, default=16.0, help="padded audio per encoder pass (default 16; more on a GPU)"
     )
     p.add_argument("files", nargs="*", metavar="FILE", help="audio files (id: the name without its extension)")
     p.set_defaults(func=cmd_encode)
@@ -338,7 +367,22 @@ def build_parser() -> argparse.ArgumentParser:
     from .evaluate_cli import add_parser as add_evaluate_parser
 
     add_evaluate_parser(sub)
+    for p in sub.choices.values():
+        add_debug_argument(p)
     return parser
+
+
+def add_debug_argument(p: argparse.ArgumentParser) -> None:
+    """``--debug`` after the subcommand too (``audio-vqvae train ... --debug``), in its subcommands as well.
+
+    SUPPRESS leaves the attribute unset unless given, so a subcommand does not reset a ``--debug`` given
+    before it (argparse applies a subparser's defaults over the main parser's values).
+    """
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                add_debug_argument(child)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -348,11 +392,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    from .errors import USER_ERRORS
-
     try:
         return args.func(args)
-    except USER_ERRORS as e:
+    except AudioVQVAEError as e:  # a user's mistake; anything else is a bug and keeps its traceback
+        if args.debug or debug_requested():
+            traceback.print_exc()
         print(f"audio-vqvae {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -11,15 +11,15 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A config key is unknown or its value has the wrong type; the message names the key."""
+from .errors import ConfigError
 
 
 @dataclass
@@ -299,6 +299,23 @@ def validate(cfg: Any, prefix: str = "") -> None:
             _check_minimum(type(cfg), f.name, value, prefix + f.name)
 
 
+@contextmanager
+def config_section(key: str) -> Iterator[None]:
+    """Turn the ValueError of a module built from config section ``key`` into a ConfigError naming it.
+
+    Sizes that no module can have but that each pass ``MINIMUM`` (an encoder kernel shorter than its
+    stride, odd ``gate_channels``) are found by the module's constructor, which takes plain values and
+    raises ValueError; under this context they become one line naming the section, with the module's
+    error as the cause.
+    """
+    try:
+        yield
+    except ConfigError:
+        raise
+    except ValueError as e:
+        raise ConfigError(f"config section '{key}': {e}") from e
+
+
 def _check_minimum(owner: type, key: str, value: Any, dotted: str) -> None:
     minimum = MINIMUM.get(owner, {}).get(key)
     if minimum is None or value is None:
@@ -395,9 +412,11 @@ def load_overrides(path: str | Path) -> dict[str, Any]:
     """Read a YAML file of overrides; an empty file is no overrides."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text ({e.reason})") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if data is None:

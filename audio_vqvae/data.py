@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from .audio import AudioError
+from .errors import ManifestError, TrainingError
 from .manifest import Utterance
 
 
@@ -43,7 +44,7 @@ class StreamSampler(Sampler[Item]):
 
     def __init__(self, n: int, seed: int = 0, rank: int = 0, world_size: int = 1, start: int = 0):
         if n < world_size:
-            raise ValueError(f"{n} training utterances cannot be shared by {world_size} processes")
+            raise TrainingError(f"{n} training utterances cannot be shared by {world_size} processes")
         self.n, self.seed, self.rank, self.world_size, self.start = n, seed, rank, world_size, start
         self.per_epoch = n // world_size
 
@@ -82,7 +83,7 @@ class SegmentDataset(Dataset):
         index = {s: i for i, s in enumerate(speakers)}
         for row in rows:
             if row.speaker not in index:
-                raise ValueError(f"utterance '{row.id}' has speaker '{row.speaker}', not in the speaker list")
+                raise ManifestError(f"utterance '{row.id}' has speaker '{row.speaker}', not in the speaker list")
             if row.sample_rate != sample_rate:
                 raise AudioError(
                     f"{row.path}: sample rate {row.sample_rate} Hz, the model runs at {sample_rate} Hz; "

@@ -19,6 +19,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from .alignment import PhoneSegment, frame_labels
+from .errors import EvaluationError
 from .metrics.abx import abx_error, abx_items
 from .metrics.features import KMeansUnits, mfcc_frames
 from .metrics.speaker import CHECK_SNR_DB, train_speaker_classifier
@@ -173,7 +174,7 @@ def evaluate_units(
     train = [it for it in train_items if it[0] in alignments]
     held = [it for it in eval_items if it[0] in alignments]
     if not train or not held:
-        raise ValueError(
+        raise EvaluationError(
             f"need aligned training and held-out utterances: {len(train)} of {len(train_items)} training and "
             f"{len(held)} of {len(eval_items)} held-out utterances have an alignment"
         )
@@ -184,7 +185,9 @@ def evaluate_units(
         codes, mfccs, labels = [], [], []
         for uid, wav, _ in items:
             if _mono(wav).numel() < hop:
-                raise ValueError(f"utterance '{uid}' has {_mono(wav).numel()} samples, fewer than one code ({hop})")
+                raise EvaluationError(
+                    f"utterance '{uid}' has {_mono(wav).numel()} samples, fewer than one code ({hop})"
+                )
             c = _codes(model, wav)  # (N,)
             codes.append(c)
             mfccs.append(mfcc_frames(_mono(wav), sr, hop, n_frames=c.numel()))  # (N, 39)
@@ -342,17 +345,23 @@ def evaluate_conversion(
         A JSON-ready dict with ``speaker``, ``content``, ``reconstruction`` (None without
         reconstructions) groups and a ``pairs`` list of per-pair results.
     Raises:
-        ValueError: no pairs, a target speaker without real utterances, or ``texts`` not one per pair.
+        EvaluationError: no pairs, real utterances of fewer than two speakers, or a target speaker without any.
+        ValueError: ``texts`` not one per pair.
         ModuleNotFoundError: ``texts`` without a ``recognizer``, and pocketsphinx is not installed.
     """
     pairs = [ConversionPair(*p) for p in pairs]
     if not pairs:
-        raise ValueError("no conversion pairs to evaluate")
+        raise EvaluationError("no conversion pairs to evaluate")
     if texts is not None and len(texts) != len(pairs):
         raise ValueError(f"texts: expected one per pair ({len(pairs)}), got {len(texts)}")
     if texts is not None and recognizer is None and any(t and normalize_words(t) for t in texts):
         recognizer = Recognizer()  # before the slow part, so a missing pocketsphinx fails at once
     sr = model.sample_rate
+    real_speakers = sorted({str(s) for _, _, s in real_items})
+    if len(real_speakers) < 2:
+        raise EvaluationError(
+            f"the speaker classifier needs real utterances of two speakers or more, got {real_speakers}"
+        )
     clf, speaker_info = train_speaker_classifier(
         [_mono(w) for _, w, _ in real_items],
         [str(s) for _, _, s in real_items],
@@ -362,7 +371,7 @@ def evaluate_conversion(
     )
     missing = sorted({str(p.target_speaker) for p in pairs} - set(clf.speakers))
     if missing:
-        raise ValueError(f"target speaker(s) {missing} have no real utterances to train the speaker classifier on")
+        raise EvaluationError(f"target speaker(s) {missing} have no real utterances to train the speaker classifier on")
     proba = clf.predict_proba([_mono(p.converted) for p in pairs])  # (P, S)
     predicted = [clf.speakers[i] for i in proba.argmax(1).tolist()]
 

@@ -13,7 +13,8 @@ import torch
 
 from .alignment import PhoneSegment, read_phone_table, read_textgrid
 from .audio import load_audio
-from .cli import finite_temperature
+from .cli import finite_temperature, utterance_count
+from .errors import InputNotFoundError, ManifestError, UsageError
 from .evaluate import (
     ConversionPair,
     Item,
@@ -23,7 +24,7 @@ from .evaluate import (
     format_units_report,
 )
 from .fileio import atomic_write_text
-from .manifest import SPLITS, ManifestError, Utterance, read_manifest
+from .manifest import SPLITS, Utterance, read_lines, read_manifest
 from .model import VQVAE
 from .prepare import normalize_text
 
@@ -57,7 +58,7 @@ def read_alignments(path: Path, ids: set[str]) -> dict[str, list[PhoneSegment]]:
         found = {p.stem: p for p in path.rglob("*.TextGrid") if p.stem in ids}
         return {uid: read_textgrid(p) for uid, p in found.items()}
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: alignments not found (a phone table file or a folder of TextGrids)")
+        raise InputNotFoundError(f"{path}: alignments not found (a phone table file or a folder of TextGrids)")
     return {k: v for k, v in read_phone_table(path).items() if k in ids}
 
 
@@ -149,9 +150,9 @@ def conversion_pairs(
 def read_pair_file(path: Path, rows: dict[str, Utterance]) -> list[tuple[Utterance, str]]:
     """Lines ``source_id target_speaker``; ids are utterance ids of the corpus manifests."""
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: pairs file not found")
+        raise InputNotFoundError(f"{path}: pairs file not found")
     pairs = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+    for lineno, line in enumerate(read_lines(path), 1):
         parts = line.split()
         if not parts or parts[0].startswith("#"):
             continue
@@ -196,7 +197,8 @@ def run_conversion(
         ``evaluate_conversion``'s dict, plus ``wall_seconds``: ``generation`` (conversions and
         reconstructions) and ``metrics``.
     Raises:
-        ValueError: an unknown target speaker, or ``wer`` without pocketsphinx.
+        SpeakerError: an unknown target speaker.
+        UsageError: ``wer`` without pocketsphinx.
         ManifestError: ``wer`` and no pair has a text and short enough audio.
     """
     data = Path(data_dir)
@@ -271,13 +273,13 @@ def cmd_conversion(args: argparse.Namespace) -> int:
 
 
 def word_recognizer():
-    """The ``--wer`` recogniser; a missing pocketsphinx is a one-line user error."""
+    """The ``--wer`` recogniser; a missing pocketsphinx is a one-line user error (UsageError)."""
     from .metrics.wer import Recognizer
 
     try:
         return Recognizer()
     except ImportError as e:
-        raise ValueError(str(e)) from e
+        raise UsageError(str(e)) from e
 
 
 def convert_all(model: VQVAE, wavs: list[torch.Tensor], speakers: list[str], **options) -> list[torch.Tensor]:
@@ -335,7 +337,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--real-per-speaker", type=int, default=6)
     c.add_argument("--reconstructions", type=int, default=4, help="sources also resynthesised with their own speaker")
     c.add_argument("--max-seconds", type=float, default=6.0, help="crop every utterance to this length")
-    c.add_argument("--batch-size", type=int, default=16)
+    c.add_argument("--batch-size", type=utterance_count, default=16)
     c.add_argument("--temperature", type=finite_temperature, default=1.0, help="sampling temperature; 0 is greedy")
     c.add_argument(
         "--wer",

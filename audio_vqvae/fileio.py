@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from .errors import FolderInUseError
+
 try:
     import fcntl
 except ImportError:  # Windows: no flock; folders are not locked there
@@ -25,10 +27,6 @@ except ImportError:  # Windows: no flock; folders are not locked there
 
 LOCK = ".lock"
 _TEMPORARY = re.compile(r"^\..+\.(?P<pid>\d+)-[0-9a-z_]+\.tmp$")
-
-
-class FolderInUseError(RuntimeError):
-    """Another process holds an output folder's lock; the message names the folder."""
 
 
 def temp_path(path: str | Path) -> Path:

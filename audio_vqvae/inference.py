@@ -1,9 +1,11 @@
 """Use a trained model on many utterances at once: voice conversion and discrete token extraction.
 
-Inputs are paths (any file soundfile reads, any rate: loaded with ``audio.load_audio`` at the
-model rate, the preprocessing training used) or (T,) waveform tensors already at the model rate.
-Encoding is exact and chunked (``windows.encode_chunked``); generation is batched and chunked
-(``synthesis.decode_chunked``), so long inputs run in bounded memory.
+Inputs are paths (any file soundfile reads, any rate: read at the model rate with the preprocessing
+training used, ``audio.AudioStream``) or (T,) waveform tensors already at the model rate. Encoding is
+exact and chunked (``windows.encode_chunked``) and reads a file block by block; generation is batched
+and chunked (``synthesis.decode_stream``), so long inputs run in memory that does not grow with their
+length, except for the waveforms returned whole by ``convert`` and ``decode_tokens`` (``iter_decode_pieces``
+hands them on in pieces; the CLI writes them so).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 from torch import Tensor
 
-from .audio import AudioError, audio_info, load_audio
+from .audio import AudioError, AudioStream, audio_info, join_blocks, resampled_length
+from .errors import UsageError
 from .model import VQVAE, SpeakerLike
-from .synthesis import decode_chunked
+from .synthesis import decode_stream
 from .tokens import Tokens, id_from_path
 from .windows import BATCH_SECONDS, CHUNK_SECONDS, encode_chunked
 
@@ -25,6 +28,13 @@ AudioInput = str | os.PathLike | Tensor
 
 def load_input(x: AudioInput, model: VQVAE) -> Tensor:
     """A path or waveform -> (T,) float32 at the model rate, at least one frame long."""
+    source = input_source(x, model)
+    return source if isinstance(source, Tensor) else join_blocks(source, source.n_samples)
+
+
+def input_source(x: AudioInput, model: VQVAE) -> Tensor | AudioStream:
+    """A waveform -> (T,) float32 at the model rate; a path -> its ``AudioStream`` at the model rate,
+    read block by block when iterated. Either is at least one frame long (a stream checks as it ends)."""
     if isinstance(x, Tensor):
         if x.dim() > 1 and any(n != 1 for n in x.shape[:-1]):
             raise ValueError(f"expected a mono waveform (T,), (1, T) or (1, 1, T), got {tuple(x.shape)}")
@@ -32,17 +42,17 @@ def load_input(x: AudioInput, model: VQVAE) -> Tensor:
         if wav.numel() < model.hop_length:
             raise ValueError(f"waveform of {wav.numel()} samples is shorter than one frame ({model.hop_length})")
         return wav
-    return load_audio(x, model.sample_rate, min_samples=model.hop_length)
+    return AudioStream(x, model.sample_rate, min_samples=model.hop_length)
 
 
 def input_samples(x: AudioInput, sample_rate: int, min_samples: int = 1) -> int:
     """Samples of an input at ``sample_rate``, from a file's header (cheap), so that an unreadable or
-    too short file fails before any work. A resampled length is approximate (floor, not ceil)."""
+    too short file fails before any work. A resampled length is ``resampled_length``'s, soxr's."""
     if isinstance(x, Tensor):
         n = x.numel()
     else:
         info = audio_info(x)
-        n = int(info.n_samples * sample_rate / info.sample_rate)
+        n = resampled_length(info.n_samples, info.sample_rate, sample_rate)
     if n < min_samples:
         where = "waveform" if isinstance(x, Tensor) else str(x)
         raise AudioError(f"{where}: too short: {n} samples at {sample_rate} Hz, need at least {min_samples}")
@@ -55,7 +65,7 @@ def input_ids(inputs: Sequence[AudioInput]) -> list[str]:
     for i, x in enumerate(inputs):
         uid = str(i) if isinstance(x, Tensor) else id_from_path(x)
         if uid in where:
-            raise ValueError(f"{x}: utterance id '{uid}' is also that of {inputs[where[uid]]}; rename one")
+            raise UsageError(f"{x}: utterance id '{uid}' is also that of {inputs[where[uid]]}; rename one")
         where[uid] = i
         ids.append(uid)
     return ids
@@ -82,7 +92,7 @@ def iter_tokens(
     ids = input_ids(wavs) if ids is None else list(ids)
     if len(ids) != len(wavs):
         raise ValueError(f"{len(ids)} ids for {len(wavs)} inputs")
-    waveforms = (load_input(x, model) for x in wavs)
+    waveforms = (input_source(x, model) for x in wavs)  # files are streamed: memory does not grow with them
     for enc in encode_chunked(
         model, waveforms, chunk_seconds=chunk_seconds, batch_seconds=batch_seconds, latents=latents
     ):
@@ -99,7 +109,7 @@ def extract_tokens(
     return list(iter_tokens(model, wavs, ids, **options))
 
 
-def iter_decode(
+def iter_decode_pieces(
     model: VQVAE,
     codes: Sequence[Tensor],
     speakers: SpeakerLike,
@@ -109,11 +119,13 @@ def iter_decode(
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
     progress: Callable[[int], None] | None = None,
-) -> Iterator[tuple[int, Tensor]]:
-    """Speech from code sequences in batches: yields ``(index, (N * hop,) waveform)`` per utterance.
+) -> Iterator[tuple[int, Tensor, bool]]:
+    """Speech from code sequences in batches, handed on as it is generated: memory does not grow with
+    the sequences' length (write the pieces out, as the CLI does with ``wav_writer.WavWriter``).
 
     Sequences are grouped longest first, ``batch_size`` per batch, so the rows of a batch have
-    similar lengths; each batch is generated together, one speaker per row, in chunks of frames.
+    similar lengths; each batch is generated together, one speaker per row, in chunks of frames
+    (``synthesis.decode_stream``).
 
     Args:
         codes: (N,) int64 frame codes per utterance.
@@ -122,6 +134,9 @@ def iter_decode(
         chunk_frames: frames generated per chunk (``synthesis.generate_chunked``); bounds memory.
         temperature: 0 is greedy; generator: for reproducible sampling.
         progress: called with the samples generated after each chunk.
+    Yields:
+        ``(index, piece, last)``: the next (n,) float32 samples of utterance ``index``; ``last`` on
+        its final piece. Joined, an utterance's pieces are its (N * hop,) waveform.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -135,7 +150,7 @@ def iter_decode(
         padded = torch.zeros(len(batch), int(n.max()), dtype=torch.long)
         for b, i in enumerate(batch):
             padded[b, : n[b]] = codes[i].reshape(-1)
-        outs = decode_chunked(
+        for b, piece, last in decode_stream(
             model,
             padded.to(device),
             ids[batch],
@@ -144,8 +159,24 @@ def iter_decode(
             temperature=temperature,
             generator=generator,
             progress=progress,
-        )
-        yield from zip(batch, outs)
+        ):
+            yield batch[b], piece, last
+
+
+def iter_decode(
+    model: VQVAE, codes: Sequence[Tensor], speakers: SpeakerLike, **options
+) -> Iterator[tuple[int, Tensor]]:
+    """Speech from code sequences in batches: yields ``(index, (N * hop,) waveform)`` per utterance as it is done.
+
+    ``iter_decode_pieces`` joined per utterance; see it for the options (batch_size, chunk_frames,
+    temperature, generator, progress).
+    """
+    pieces: dict[int, list[Tensor]] = {}
+    for i, piece, last in iter_decode_pieces(model, codes, speakers, **options):
+        pieces.setdefault(i, []).append(piece)
+        if last:
+            done = pieces.pop(i)
+            yield i, torch.cat(done) if len(done) > 1 else done[0]
 
 
 def decode_tokens(model: VQVAE, codes: Sequence[Tensor], speakers: SpeakerLike, **options) -> list[Tensor]:

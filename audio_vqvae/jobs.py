@@ -2,7 +2,8 @@
 
 Every job checks all its inputs (checkpoint, speakers, audio headers, ids) and claims all its
 outputs before any work: an existing output is an error unless ``force``, and is then left
-byte-identical. Outputs are written atomically (temporary file, then rename). A job holds its
+byte-identical. Outputs are written atomically (temporary file, then rename), and speech as it is
+generated (``write_pieces``), so memory does not grow with the audio's length. A job holds its
 output folder's lock (``fileio.folder_lock``) while it runs, so a second job into the same folder
 is refused, and the stale temporaries of killed jobs there are removed.
 """
@@ -11,20 +12,23 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import Tensor
 from tqdm import tqdm
 
-from .audio import save_audio
+from .allocator import keep_freed_memory
+from .errors import InputNotFoundError, ManifestError, OutputExistsError, SpeakerError, TokenFormatError, UsageError
 from .fileio import folder_lock
-from .inference import input_ids, input_samples, iter_decode, iter_tokens
-from .manifest import ManifestError, read_manifest
-from .model import VQVAE, SpeakerError
+from .inference import input_ids, input_samples, iter_decode_pieces, iter_tokens
+from .manifest import read_lines, read_manifest
+from .model import VQVAE
 from .tokens import TokenWriter, check_id, file_sha256, model_metadata, output_paths, read_metadata, read_tokens
+from .wav_writer import WavWriter
 from .windows import BATCH_SECONDS, CHUNK_SECONDS
 
 log = logging.getLogger("audio_vqvae.jobs")
@@ -49,19 +53,19 @@ def read_pairs(path: str | Path, out_dir: str | Path) -> list[SpeechJob]:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: pairs file not found")
+        raise InputNotFoundError(f"{path}: pairs file not found")
     jobs = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(read_lines(path), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         fields = [f.strip() for f in line.split("\t")] if "\t" in line else line.split()
         if len(fields) not in (2, 3) or not all(fields):
-            raise ValueError(f"{path}:{lineno}: expected 'source_path target_speaker [output_name]', got {line!r}")
+            raise ManifestError(f"{path}:{lineno}: expected 'source_path target_speaker [output_name]', got {line!r}")
         source = Path(fields[0]) if Path(fields[0]).is_absolute() else path.parent / fields[0]
         name = fields[2] if len(fields) == 3 else None
         jobs.append(convert_job(source, fields[1], out_dir, name))
     if not jobs:
-        raise ValueError(f"{path}: no pairs")
+        raise ManifestError(f"{path}: no pairs")
     return jobs
 
 
@@ -73,7 +77,7 @@ def convert_job(source: str | Path, speaker: str, out_dir: str | Path, name: str
         name += ".wav"
     check_id(Path(name).stem)
     if Path(name).name != name:
-        raise ValueError(f"output name {name!r} must be a file name, not a path")
+        raise UsageError(f"output name {name!r} must be a file name, not a path")
     return SpeechJob(Path(source), speaker, Path(out_dir) / name)
 
 
@@ -84,13 +88,13 @@ def reconstruct_jobs(
     out = Path(out_dir)
     if manifest is not None:
         if files:
-            raise ValueError("give either a --manifest or files, not both")
+            raise UsageError("give either a --manifest or files, not both")
         rows = read_manifest(manifest)
         return [SpeechJob(Path(r.path), r.speaker, out / f"{check_id(r.id)}.wav") for r in rows]
     if not files:
-        raise ValueError("nothing to reconstruct: give files (with --speaker) or a --manifest")
+        raise UsageError("nothing to reconstruct: give files (with --speaker) or a --manifest")
     if speaker is None:
-        raise ValueError(
+        raise UsageError(
             "plain files carry no speaker: pass --speaker NAME (the files' speaker), "
             "or a --manifest whose rows name each utterance's speaker"
         )
@@ -103,12 +107,12 @@ def claim_outputs(paths: Sequence[Path], force: bool) -> None:
     seen: set[Path] = set()
     for p in paths:
         if p in seen:
-            raise ValueError(f"{p}: two inputs would write this output; give them different names")
+            raise UsageError(f"{p}: two inputs would write this output; give them different names")
         seen.add(p)
     existing = [p for p in paths if p.exists()]
     if existing and not force:
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-        raise FileExistsError(f"{existing[0]}: already exists{more}; pass --force to overwrite")
+        raise OutputExistsError(f"{existing[0]}: already exists{more}; pass --force to overwrite")
 
 
 @contextmanager
@@ -155,6 +159,31 @@ def check_speakers(model: VQVAE, jobs: Sequence[SpeechJob]) -> None:
             raise SpeakerError(f"{source}: {e}" if mixed else str(e)) from None
 
 
+def write_pieces(
+    pieces: Iterable[tuple[int, Tensor, bool]], outputs: Sequence[Path], sample_rate: int, overwrite: bool
+) -> Iterator[int]:
+    """Write each utterance's pieces to its output as they come (``WavWriter``, atomic); yield its index
+    once its file is complete. On an error every file still open is removed; finished ones stay.
+
+    Args:
+        pieces: ``(index, (n,) samples, last)`` as ``inference.iter_decode_pieces`` yields them.
+        outputs: the file of each index.
+    """
+    open_files: dict[int, WavWriter] = {}
+    try:
+        for i, piece, last in pieces:
+            if i not in open_files:
+                open_files[i] = WavWriter(outputs[i], sample_rate, overwrite=overwrite).__enter__()
+            open_files[i].write(piece)
+            if last:
+                open_files.pop(i).__exit__(None, None, None)
+                yield i
+    except BaseException as e:
+        for writer in open_files.values():
+            writer.__exit__(type(e), e, e.__traceback__)
+        raise
+
+
 def generate_speech(
     model: VQVAE,
     jobs: Sequence[SpeechJob],
@@ -183,12 +212,13 @@ def generate_speech(
     if seed is not None:
         generator = torch.Generator(next(model.parameters()).device).manual_seed(seed)
     written: dict[int, Path] = {}
+    keep_freed_memory()  # each pass reuses the last one's memory (allocator.py)
     with lock_outputs([j.output for j in jobs]):
         claim_outputs([j.output for j in jobs], force)  # again, now that no other job can write there
         codes = [t.codes for t in iter_tokens(model, sources, ids, chunk_seconds=chunk_seconds)]
         bar = RealTimeBar(sum(n_samples), model.sample_rate, "generate")
         try:
-            for i, wav in iter_decode(
+            pieces = iter_decode_pieces(
                 model,
                 codes,
                 speakers,
@@ -197,8 +227,9 @@ def generate_speech(
                 temperature=temperature,
                 generator=generator,
                 progress=bar,
-            ):
-                written[i] = save_audio(jobs[i].output, wav, model.sample_rate, overwrite=force)
+            )
+            for i in write_pieces(pieces, [j.output for j in jobs], model.sample_rate, force):
+                written[i] = jobs[i].output
         finally:
             rtf = bar.close()
     log.info("%d files, %.1f s of audio, real-time factor %.3g", len(jobs), sum(n_samples) / model.sample_rate, rtf)
@@ -228,7 +259,7 @@ def encode_files(
     """
     if manifest is not None:
         if files:
-            raise ValueError("give either a --manifest or files, not both")
+            raise UsageError("give either a --manifest or files, not both")
         rows = read_manifest(manifest)
         if not rows:
             raise ManifestError(f"{manifest}: no utterances")
@@ -236,9 +267,9 @@ def encode_files(
     elif files:
         sources, ids = list(files), input_ids(files)
     else:
-        raise ValueError("nothing to encode: give files or a --manifest")
+        raise UsageError("nothing to encode: give files or a --manifest")
     if vectors not in ("quantized", "continuous"):
-        raise ValueError(f"--vectors must be quantized or continuous, got {vectors!r}")
+        raise UsageError(f"--vectors must be quantized or continuous, got {vectors!r}")
     for s in sources:
         input_samples(s, model.sample_rate, model.hop_length)  # unreadable or short files fail before any work
     outputs = output_paths(out_dir, ids, formats, dedup)
@@ -246,6 +277,7 @@ def encode_files(
     latents = vectors if "vectors" in formats else None
     metadata = model_metadata(model) | {"vectors": latents}
     start, audio = time.perf_counter(), 0
+    keep_freed_memory()  # each encoder pass reuses the last one's memory (allocator.py)
     with folder_lock(out_dir), TokenWriter(out_dir, formats, dedup, model.quantizer.codebook_size) as writer:
         claim_outputs(outputs, force)  # again, now that no other job can write there
         tokens = iter_tokens(
@@ -276,14 +308,14 @@ def decode_units(
     """
     rows = read_tokens(units, durations)
     if not rows:
-        raise ValueError(f"{units}: no utterances")
+        raise TokenFormatError(f"{units}: no utterances")
     K = model.quantizer.codebook_size
     for uid, codes in rows:
         check_id(uid)
         if codes.numel() == 0:
-            raise ValueError(f"{units}: utterance {uid!r} has no units")
+            raise TokenFormatError(f"{units}: utterance {uid!r} has no units")
         if int(codes.min()) < 0 or int(codes.max()) >= K:
-            raise ValueError(f"{units}: utterance {uid!r} has units outside [0, {K}) of this model's codebook")
+            raise TokenFormatError(f"{units}: utterance {uid!r} has units outside [0, {K}) of this model's codebook")
     meta = read_metadata(Path(units) if Path(units).is_dir() else Path(units).parent)
     checkpoint = (meta or {}).get("checkpoint") or {}
     if model.checkpoint is not None and checkpoint.get("sha256"):
@@ -294,13 +326,15 @@ def decode_units(
     claim_outputs(outputs, force)
     seed = options.pop("seed", 0)
     generator = None if seed is None else torch.Generator(next(model.parameters()).device).manual_seed(seed)
+    keep_freed_memory()  # each chunk reuses the last one's memory (allocator.py)
     with folder_lock(out_dir):
         claim_outputs(outputs, force)  # again, now that no other job can write there
         bar = RealTimeBar(sum(c.numel() for _, c in rows) * model.hop_length, model.sample_rate, "generate")
         try:
             codes = [c for _, c in rows]
-            for i, wav in iter_decode(model, codes, speaker, generator=generator, progress=bar, **options):
-                save_audio(outputs[i], wav, model.sample_rate, overwrite=force)
+            pieces = iter_decode_pieces(model, codes, speaker, generator=generator, progress=bar, **options)
+            for _ in write_pieces(pieces, outputs, model.sample_rate, force):
+                pass
         finally:
             bar.close()
     return outputs

@@ -9,13 +9,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import ManifestError
 from .fileio import atomic_write_text
 
 SPLITS = ("train", "valid", "test")
-
-
-class ManifestError(ValueError):
-    """A manifest or speaker list is malformed; the message names the file (and line)."""
 
 
 @dataclass
@@ -51,6 +48,16 @@ def write_manifest(path: str | Path, rows: Iterable[Utterance]) -> Path:
     return path
 
 
+def read_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 text file (a manifest, speaker list or pairs file); other bytes are a ManifestError."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        lineno = data.count(b"\n", 0, e.start) + 1
+        raise ManifestError(f"{path}:{lineno}: not UTF-8 text (byte {data[e.start]:#04x})") from None
+
+
 def read_manifest(path: str | Path, resolve_paths: bool = True) -> list[Utterance]:
     """Read and validate a JSON-lines manifest.
 
@@ -65,7 +72,7 @@ def read_manifest(path: str | Path, resolve_paths: bool = True) -> list[Utteranc
         raise ManifestError(f"{path}: manifest not found")
     rows, seen = [], set()
     names = {f.name for f in dataclasses.fields(Utterance)}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(read_lines(path), 1):
         if not line.strip():
             continue
         where = f"{path}:{lineno}"
@@ -106,7 +113,7 @@ def read_speakers(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: speaker list not found")
-    speakers = [s.strip() for s in path.read_text(encoding="utf-8").splitlines() if s.strip()]
+    speakers = [s.strip() for s in read_lines(path) if s.strip()]
     if len(set(speakers)) != len(speakers):
         raise ManifestError(f"{path}: duplicate speaker names")
     return speakers

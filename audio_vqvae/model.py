@@ -13,9 +13,10 @@ from torch.nn import functional as F
 
 from .adversary import SpeakerAdversary
 from .audio import mu_law_decode, mu_law_encode
-from .config import ConfigError, ModelConfig
+from .config import ModelConfig, config_section
 from .emphasis import DeEmphasis, check_coefficient, pre_emphasis
 from .encoder import Encoder, build_encoder, jitter
+from .errors import ConfigError, SpeakerError
 from .mel import LogMel, MelDecoder
 from .mel_encoder import MelEncoder
 from .quantizer import VectorQuantizer
@@ -57,10 +58,6 @@ class VQVAEOutput:
             metrics["adversary/loss"] = self.adversary_loss.detach()
             metrics["adversary/accuracy"] = self.adversary_accuracy
         return metrics
-
-
-class SpeakerError(ValueError):
-    """A speaker name or id the model does not know; the message lists the known ones."""
 
 
 SpeakerLike = int | str | Tensor | Sequence[int | str]
@@ -149,9 +146,15 @@ class VQVAE(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: ModelConfig) -> VQVAE:
-        """Build a model from a ``ModelConfig``; the config is kept on ``model.config``."""
-        encoder = build_encoder(cfg.quantizer.dim, cfg.sample_rate, **dataclasses.asdict(cfg.encoder))
-        quantizer = VectorQuantizer(**dataclasses.asdict(cfg.quantizer))
+        """Build a model from a ``ModelConfig``; the config is kept on ``model.config``.
+
+        Raises:
+            ConfigError: naming the key or section of a value no model can have.
+        """
+        with config_section("model.encoder"):
+            encoder = build_encoder(cfg.quantizer.dim, cfg.sample_rate, **dataclasses.asdict(cfg.encoder))
+        with config_section("model.quantizer"):
+            quantizer = VectorQuantizer(**dataclasses.asdict(cfg.quantizer))
         if cfg.mel_conditioning and cfg.mel_loss_weight is None:
             raise ConfigError("model.mel_conditioning needs the mel decoder: set model.mel_loss_weight")
         if not 0.0 <= cfg.pre_emphasis < 1.0:
@@ -159,20 +162,22 @@ class VQVAE(nn.Module):
         if cfg.speaker_adversary_weight is not None and not cfg.speaker_adversary_weight >= 0:
             weight = cfg.speaker_adversary_weight
             raise ConfigError(f"model.speaker_adversary_weight must be >= 0 or null, got {weight}")
-        decoder = WaveNet(
-            n_classes=cfg.mu_law_classes,
-            cond_in_channels=cfg.quantizer.dim + (cfg.mel_decoder.n_mels if cfg.mel_conditioning else 0),
-            hop_length=encoder.hop_length,
-            **dataclasses.asdict(cfg.decoder),
-        )
+        with config_section("model.decoder"):
+            decoder = WaveNet(
+                n_classes=cfg.mu_law_classes,
+                cond_in_channels=cfg.quantizer.dim + (cfg.mel_decoder.n_mels if cfg.mel_conditioning else 0),
+                hop_length=encoder.hop_length,
+                **dataclasses.asdict(cfg.decoder),
+            )
         mel_decoder = None
         if cfg.mel_loss_weight is not None:
-            mel_decoder = MelDecoder(
-                in_channels=cfg.quantizer.dim,
-                n_speakers=cfg.decoder.n_speakers,
-                speaker_dim=cfg.decoder.speaker_dim,
-                **dataclasses.asdict(cfg.mel_decoder),
-            )
+            with config_section("model.mel_decoder"):
+                mel_decoder = MelDecoder(
+                    in_channels=cfg.quantizer.dim,
+                    n_speakers=cfg.decoder.n_speakers,
+                    speaker_dim=cfg.decoder.speaker_dim,
+                    **dataclasses.asdict(cfg.mel_decoder),
+                )
         model = cls(
             encoder,
             quantizer,

@@ -23,6 +23,7 @@ import os
 import random
 import re
 import sys
+import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,10 +33,10 @@ import torch
 
 from .alignment import PhoneSegment, write_phone_table
 from .audio import AudioError, audio_info, is_silent, load_audio, save_audio, trim_silence
+from .errors import DEBUG_VARIABLE, AudioVQVAEError, CorpusError, ManifestError, UsageError, debug_requested
 from .fileio import atomic_write_text
 from .manifest import (
     SPLITS,
-    ManifestError,
     Utterance,
     read_manifest,
     read_speakers,
@@ -75,7 +76,7 @@ class PrepareOptions:
 
     def __post_init__(self):  # checked before any audio is touched
         if self.sample_rate <= 0 or self.min_duration < 0 or self.workers < 0:
-            raise ValueError(
+            raise UsageError(
                 f"sample_rate must be positive, min_duration and workers non-negative "
                 f"(got {self.sample_rate}, {self.min_duration}, {self.workers})"
             )
@@ -116,7 +117,7 @@ class PrepareReport:
 
 def _check_name(kind: str, name: str) -> None:
     if not _SAFE_NAME.fullmatch(name):
-        raise ValueError(f"{kind} {name!r} cannot be a file name (use letters, digits and _.+- only)")
+        raise CorpusError(f"{kind} {name!r} cannot be a file name (use letters, digits and _.+- only)")
 
 
 def _stamp(opts: PrepareOptions) -> dict:
@@ -213,7 +214,7 @@ def prepare_audio(
     Returns:
         ({id: row with a path relative to out_dir}, report), rows in the order of ``sources``.
     Raises:
-        ValueError: duplicate or unsafe ids or speaker names, or an output that would overwrite a source.
+        CorpusError: duplicate or unsafe ids or speaker names, or an output that would overwrite a source.
     """
     opts = options or PrepareOptions()
     out_dir = Path(out_dir)
@@ -224,10 +225,10 @@ def prepare_audio(
         _check_name("utterance id", src.id)
         _check_name("speaker name", src.speaker)
         if src.id in seen:
-            raise ValueError(f"duplicate utterance id '{src.id}' ({src.path})")
+            raise CorpusError(f"duplicate utterance id '{src.id}' ({src.path})")
         seen.add(src.id)
         if src.wav is None and Path(src.path).resolve() == wav_dir / src.speaker / f"{src.id}.wav":
-            raise ValueError(f"{src.path}: the output would overwrite this source file; choose another out_dir")
+            raise CorpusError(f"{src.path}: the output would overwrite this source file; choose another out_dir")
 
     stamp_path = out_dir / "wav" / STAMP
     stamp = _stamp(opts)
@@ -260,7 +261,7 @@ def prepare_audio(
 
 def _check_fractions(valid_fraction: float, test_fraction: float) -> None:
     if not (0 <= valid_fraction < 1 and 0 <= test_fraction < 1 and valid_fraction + test_fraction < 1):
-        raise ValueError(
+        raise UsageError(
             f"split fractions must be in [0, 1) with a sum below 1: valid {valid_fraction}, test {test_fraction}"
         )
 
@@ -412,10 +413,10 @@ def build_corpus(
     Returns:
         The report; ``kept`` counts the rows in the manifests.
     Raises:
-        ValueError: no sources, or none usable (bad_files.tsv is written first, saying why).
+        CorpusError: no sources, or none usable (bad_files.tsv is written first, saying why).
     """
     if not sources and not skipped:
-        raise ValueError("no utterances to prepare")
+        raise CorpusError("no utterances to prepare")
     rows, report = prepare_audio(sources, out_dir, options)
     report.skipped[:0] = skipped
     key = (lambda u: sentences[u.id]) if sentences is not None else (lambda u: u.id)
@@ -423,19 +424,19 @@ def build_corpus(
     write_corpus(out_dir, splits, report, phones)
     if not rows:
         total = len(sources) + len(skipped)
-        raise ValueError(f"none of the {total} files could be used; see {Path(out_dir) / 'bad_files.tsv'}")
+        raise CorpusError(f"none of the {total} files could be used; see {Path(out_dir) / 'bad_files.tsv'}")
     return report
 
 
 def check_corpus_dir(corpus_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Path:
-    """``corpus_dir`` as a Path; a ValueError naming it when it is not an existing folder or is ``out_dir``."""
+    """``corpus_dir`` as a Path; a CorpusError naming it when it is not an existing folder or is ``out_dir``."""
     path = Path(corpus_dir)
     if not path.exists():
-        raise ValueError(f"{path}: corpus folder not found")
+        raise CorpusError(f"{path}: corpus folder not found")
     if not path.is_dir():
-        raise ValueError(f"{path}: not a folder")
+        raise CorpusError(f"{path}: not a folder")
     if path.resolve() == Path(out_dir).resolve():
-        raise ValueError(f"{path}: the output folder must not be the corpus folder")
+        raise CorpusError(f"{path}: the output folder must not be the corpus folder")
     return path
 
 
@@ -477,11 +478,22 @@ def make_options(options: Mapping[str, object]) -> PrepareOptions:
 
 
 def run_main(parser: argparse.ArgumentParser, prepare: Callable[..., PrepareReport], argv: list[str] | None) -> int:
-    """Parse, call ``prepare(**args)``, print notes and the summary; errors become one line on stderr, exit 1."""
+    """Parse, call ``prepare(**args)``, print notes and the summary.
+
+    A user error (``errors.AudioVQVAEError``) or a file system error (no permission, a full disk) is one
+    line on stderr and exit status 1, after its traceback with ``--debug`` or ``AUDIO_VQVAE_DEBUG=1``;
+    anything else is a bug and shows its traceback.
+    """
+    parser.add_argument(
+        "--debug", action="store_true", help=f"show the traceback of an error too (or set {DEBUG_VARIABLE}=1)"
+    )
     args = vars(parser.parse_args(argv))
+    debug = args.pop("debug") or debug_requested()
     try:
         report = prepare(**args)
-    except (ValueError, OSError) as e:  # AudioError, ManifestError, AlignmentError are ValueErrors
+    except (AudioVQVAEError, OSError) as e:
+        if debug:
+            traceback.print_exc()
         print(f"{parser.prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 1
     for note in report.notes:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from audio_vqvae.errors import AudioVQVAEError, ManifestError
 from audio_vqvae.manifest import SPLITS, Utterance, read_manifest, read_speakers
 
 SYNTHETIC_NOTE = (
@@ -64,12 +65,12 @@ def write_pairs(
     ``evaluate conversion --pairs``)."""
     rows = read_manifest(manifest)
     if not rows:
-        raise ValueError(f"{manifest}: no utterances to convert")
+        raise ManifestError(f"{manifest}: no utterances to convert")
     speakers_file = manifest.parent / "speakers.txt"
     speakers = read_speakers(speakers_file) if speakers_file.is_file() else sorted({r.speaker for r in rows})
     pairs = choose_pairs(rows, speakers, n_sources, n_targets)
     if not pairs:
-        raise ValueError(f"{manifest}: need at least two speakers to convert between")
+        raise ManifestError(f"{manifest}: need at least two speakers to convert between")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(f"{Path(r.path).resolve()}\t{t}\n" for r, t in pairs), encoding="utf-8")
     if eval_out is not None:
@@ -371,7 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             kwargs = {k: v for k, v in vars(args).items() if k not in ("command", "out")}
             print(f"wrote {write_report(args.out, **kwargs)}")
-    except (OSError, ValueError) as e:
+    except (OSError, AudioVQVAEError) as e:  # anything else is a bug and keeps its traceback
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from . import __version__
+from .errors import InputNotFoundError, TokenFormatError
 from .fileio import atomic_write, atomic_write_text, fsync_folder, temp_path
 
 METADATA = "tokens.json"
@@ -40,10 +41,6 @@ JSONL = "units.jsonl"
 NPY_DIR = "npy"
 VECTORS_DIR = "vectors"
 FORMATS = ("npy", "units", "jsonl", "vectors")
-
-
-class TokenFormatError(ValueError):
-    """A malformed token file or an id a format cannot hold; the message names the file or id."""
 
 
 @dataclass
@@ -320,7 +317,7 @@ def read_units(path: str | Path) -> list[tuple[str, Tensor]]:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: units file not found")
+        raise InputNotFoundError(f"{path}: units file not found")
     rows, seen = [], set()
     for lineno, line in enumerate(_read_lines(path), 1):
         if not line.strip():
@@ -351,7 +348,7 @@ def read_jsonl(path: str | Path) -> list[tuple[str, Tensor]]:
     """``units.jsonl`` -> (id, (N,) frame codes) pairs, expanded by ``durations`` when present."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: units file not found")
+        raise InputNotFoundError(f"{path}: units file not found")
     rows, seen = [], set()
     for lineno, line in enumerate(_read_lines(path), 1):
         if not line.strip():
@@ -381,7 +378,7 @@ def read_npy_dir(folder: str | Path) -> list[tuple[str, Tensor]]:
     folder = Path(folder)
     files = sorted(folder.glob("*.npy"))
     if not files:
-        raise FileNotFoundError(f"{folder}: no .npy files")
+        raise InputNotFoundError(f"{folder}: no .npy files")
     return [(f.stem, load_npy(f)) for f in files]
 
 

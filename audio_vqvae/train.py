@@ -28,10 +28,11 @@ from .checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from .config import Config, ConfigError, to_dict
+from .config import Config, to_dict
 from .config import validate as validate_config
 from .data import SegmentDataset, StreamSampler, validation_batches
 from .encoder import hop_length
+from .errors import ConfigError, TrainingError
 from .fileio import remove_stale_temporaries
 from .manifest import read_manifest, read_speakers
 from .model import VQVAE
@@ -54,10 +55,6 @@ RESUMABLE_KEYS = (
 )
 # What a resume reads from last.pt besides the weights.
 TRAINING_STATE = ("speakers", "optimizer", "scheduler", "scaler", "step", "rng")
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (bad data folder, diverged loss, mismatched resume); the message says why."""
 
 
 @dataclass
@@ -163,6 +160,8 @@ def train(
     """
     started = time.monotonic()
     validate_config(cfg)
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):  # no memory, no initialisation, RNG kept
+        VQVAE.from_config(cfg.model)  # sizes no module can have fail now, naming the key, before any data is read
     hop = hop_length(cfg.model.encoder.strides)
     if cfg.data.segment_length < hop:  # rounded down to a multiple of the hop, it would be 0
         raise ConfigError(

@@ -4,15 +4,17 @@ A frame's code depends on a finite span of samples (``Encoder.context``), so a l
 cut into windows of ``chunk_frames`` frames, each extended by that context (rounded up to whole
 frames) on both sides, and the frames in the middle of each window are exactly those of encoding
 the whole waveform at once. Windows start on a frame boundary, so every strided layer sees the
-same sample grid as the whole-file pass. Memory is O(batch of windows), not O(file): an hour of
-audio needs its waveform (4 bytes a sample) and its codes, nothing that grows with the encoder.
+same sample grid as the whole-file pass. Memory is O(batch of windows), not O(file): a waveform
+given whole is held whole (4 bytes a sample), one given as a stream of blocks (``audio.AudioStream``)
+only as far as the pending windows read it, so an hour of audio then needs its codes and nothing
+else that grows with it.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -78,10 +80,10 @@ def plan_windows(index: int, n_samples: int, hop: int, context: tuple[int, int],
 @torch.no_grad()
 def encode_windows(
     model: VQVAE,
-    wavs: Mapping[int, Tensor] | Sequence[Tensor],
+    wavs: Mapping[int, Tensor | SampleBuffer] | Sequence[Tensor],
     windows: list[Window],
     codes_out: Mapping[int, Tensor],
-    latents_out: Mapping[int, Tensor] | None = None,
+    latents_out: Mapping[int, Tensor | None] | None = None,
     latents: str | None = None,
 ) -> None:
     """Encode a batch of windows in one padded pass (``Encoder.forward`` with lengths).
@@ -91,7 +93,8 @@ def encode_windows(
     passes' large temporaries, so memory would grow with the audio (and each pass fault in fresh pages).
 
     Args:
-        wavs: (T,) waveforms, indexed by ``Window.index``.
+        wavs: (T,) waveforms (or ``SampleBuffer``s), indexed by ``Window.index``, sliced at positions
+            in the whole utterance.
         codes_out: (N,) int64 buffer per utterance, filled at ``[first, last)``.
         latents_out: (N, D) float32 buffer per utterance, when ``latents`` is asked for.
         latents: None, ``"quantized"`` or ``"continuous"``.
@@ -115,9 +118,92 @@ def encode_windows(
             latents_out[w.index][w.first : w.last] = z[b, :, keep].t()  # (n, D)
 
 
+class SampleBuffer:
+    """The samples of one utterance received so far, less those no window needs any more.
+
+    Sliced with positions in the whole utterance (``buffer[start:end]``), like the (T,) waveform it
+    stands for, so ``encode_windows`` reads a whole waveform and a stream alike.
+    """
+
+    def __init__(self) -> None:
+        self.start = 0  # position of samples[0] in the utterance
+        self.samples = torch.zeros(0)  # (t,)
+
+    @property
+    def end(self) -> int:
+        """Samples received so far."""
+        return self.start + self.samples.numel()
+
+    def append(self, block: Tensor) -> None:
+        """Add (t,) samples after the others (a whole waveform is kept as it is, not copied)."""
+        block = block.reshape(-1)
+        self.samples = block if not self.samples.numel() else torch.cat([self.samples, block.to(self.samples.dtype)])
+
+    def drop_before(self, position: int) -> None:
+        """Forget the samples before ``position`` (a view: the storage goes at the next ``append``)."""
+        if position > self.start:
+            self.samples = self.samples[position - self.start :]
+            self.start = position
+
+    def __getitem__(self, span: slice) -> Tensor:
+        return self.samples[span.start - self.start : span.stop - self.start]
+
+
+@dataclass
+class _Utterance:
+    """An utterance being encoded: its samples, its windows planned as the samples arrive, its outputs.
+
+    ``codes`` and ``latents`` are allocated once from the expected length (grown if it was short) and
+    cut to ``n_frames`` when the last sample is in.
+    """
+
+    index: int
+    codes: Tensor  # (capacity,) int64
+    latents: Tensor | None  # (capacity, D) float32
+    samples: SampleBuffer = field(default_factory=SampleBuffer)
+    planned: int = 0  # frames [0, planned) belong to planned windows
+    remaining: int = 0  # planned windows not yet encoded
+    n_frames: int | None = None  # known once the samples have ended
+
+    def reserve(self, n_frames: int) -> None:
+        """Make room for frames [0, n_frames) in the outputs."""
+        if n_frames > self.codes.numel():
+            grown = max(n_frames, 2 * self.codes.numel())
+            self.codes = torch.cat([self.codes, self.codes.new_empty(grown - self.codes.numel())])
+            if self.latents is not None:
+                self.latents = torch.cat(
+                    [self.latents, self.latents.new_empty(grown - len(self.latents), self.latents.size(1))]
+                )
+
+    def result(self) -> Encoded:
+        n = self.n_frames
+        codes = self.codes if len(self.codes) == n else self.codes[:n].clone()
+        vectors = self.latents if self.latents is None or len(self.latents) == n else self.latents[:n].clone()
+        return Encoded(self.index, codes, vectors)
+
+
+def ready_windows(
+    index: int, first: int, received: int, hop: int, context: tuple[int, int], chunk_frames: int
+) -> list[Window]:
+    """The windows from frame ``first`` on that ``received`` samples already fix, before the length is known.
+
+    A window of frames [first, last) is the one ``plan_windows`` gives for every length once the
+    samples reach past its right context and past frame ``last`` (so it is not the final window,
+    whose end is the file's end).
+    """
+    left = math.ceil(context[0] / hop) * hop
+    right = math.ceil(context[1] / hop) * hop
+    windows = []
+    while received >= max((first + chunk_frames) * hop + right, (first + chunk_frames + 1) * hop):
+        last = first + chunk_frames
+        windows.append(Window(index, max(0, first * hop - left), last * hop + right, first, last))
+        first = last
+    return windows
+
+
 def encode_chunked(
     model: VQVAE,
-    wavs: Iterable[Tensor],
+    wavs: Iterable[Tensor | Iterable[Tensor]],
     *,
     chunk_seconds: float = CHUNK_SECONDS,
     batch_seconds: float = BATCH_SECONDS,
@@ -129,6 +215,12 @@ def encode_chunked(
     from one or several waveforms are encoded together, at most ``batch_seconds`` of padded audio
     per pass. Results come out in input order, each as soon as its last window is done.
 
+    A waveform may come as a stream of blocks (``audio.AudioStream``): its windows are planned as its
+    samples arrive (``ready_windows``, then ``plan_windows`` once it has ended) and the samples no
+    window needs any more are dropped after each pass, so memory does not grow with its length
+    (issue 12): it holds a pass, a block and the outputs (codes, and latents when asked for). The
+    windows and passes are those of the whole waveform, so the codes are the same.
+
     Exactness is up to float32 rounding: another chunking, batch composition or thread count changes
     the order of the encoder's sums, so latents may differ by ~1e-7 (tested: at most 1e-5). A code can
     then differ only at a near tie, a frame whose two nearest codes are within ``TIE_TOLERANCE`` (1e-6,
@@ -137,7 +229,8 @@ def encode_chunked(
 
     Args:
         model: a VQVAE; it is put in eval mode.
-        wavs: (T,) float waveforms at ``model.sample_rate`` (consumed lazily, one at a time).
+        wavs: (T,) float waveforms at ``model.sample_rate``, or iterables of (t,) blocks of one
+            (an ``n_samples`` attribute, when there is one, sizes the outputs); consumed lazily, in order.
         chunk_seconds: window length (without context); shorter files are one window.
         batch_seconds: padded audio per encoder pass; bounds memory.
         latents: also return ``"quantized"`` vectors or ``"continuous"`` encoder outputs, (N, D) each.
@@ -147,43 +240,59 @@ def encode_chunked(
     if latents not in (None, "quantized", "continuous"):
         raise ValueError(f"latents must be None, 'quantized' or 'continuous', got {latents!r}")
     model.eval()
-    hop, rate = model.hop_length, model.sample_rate
+    hop, rate, context = model.hop_length, model.sample_rate, model.encoder.context
     chunk_frames = max(1, int(chunk_seconds * rate) // hop)
     budget = max(1, int(batch_seconds * rate))
-    loaded: dict[int, Tensor] = {}
-    codes_out: dict[int, Tensor] = {}
-    latents_out: dict[int, Tensor] = {}
-    remaining: dict[int, int] = {}
+    live: dict[int, _Utterance] = {}
     pending: list[Window] = []
     longest = 0  # samples of the longest pending window
     next_out = 0
 
-    def run(windows: list[Window]) -> Iterator[Encoded]:
-        nonlocal next_out
-        encode_windows(model, loaded, windows, codes_out, latents_out, latents)
-        for w in windows:
-            remaining[w.index] -= 1
-        while next_out in remaining and remaining[next_out] == 0:  # whole utterances, in input order
-            del remaining[next_out], loaded[next_out]
-            yield Encoded(next_out, codes_out.pop(next_out), latents_out.pop(next_out, None))
+    def run() -> Iterator[Encoded]:
+        nonlocal next_out, pending, longest
+        encode_windows(
+            model,
+            {i: u.samples for i, u in live.items()},
+            pending,
+            {i: u.codes for i, u in live.items()},
+            {i: u.latents for i, u in live.items()},
+            latents,
+        )
+        for w in pending:
+            live[w.index].remaining -= 1
+        pending, longest = [], 0
+        while next_out in live and live[next_out].n_frames is not None and not live[next_out].remaining:
+            yield live.pop(next_out).result()  # whole utterances, in input order
             next_out += 1
+        for u in live.values():  # every planned window is done: keep what the next ones read
+            u.samples.drop_before(max(0, u.planned * hop - math.ceil(context[0] / hop) * hop))
 
-    for index, wav in enumerate(wavs):
-        wav = wav.reshape(-1)
-        if wav.numel() < hop:
-            raise ValueError(f"utterance {index}: {wav.numel()} samples is shorter than one frame ({hop})")
-        loaded[index] = wav
-        windows = plan_windows(index, wav.numel(), hop, model.encoder.context, chunk_frames)
-        remaining[index] = len(windows)
-        codes_out[index] = torch.empty(wav.numel() // hop, dtype=torch.long)
-        if latents:
-            latents_out[index] = torch.empty(wav.numel() // hop, model.quantizer.dim)
+    def add(windows: list[Window]) -> Iterator[Encoded]:
+        nonlocal longest
         for w in windows:
             # A pass holds len(pending) rows of the longest window; run it before it would exceed the budget.
             if pending and (len(pending) + 1) * max(longest, w.end - w.start) > budget:
-                yield from run(pending)
-                pending, longest = [], 0
+                yield from run()
+            u = live[w.index]
+            u.reserve(w.last)
+            u.planned, u.remaining = w.last, u.remaining + 1
             pending.append(w)
             longest = max(longest, w.end - w.start)
+
+    for index, source in enumerate(wavs):
+        expected = source.numel() if isinstance(source, Tensor) else int(getattr(source, "n_samples", 0))
+        u = live[index] = _Utterance(
+            index,
+            torch.empty(expected // hop, dtype=torch.long),
+            torch.empty(expected // hop, model.quantizer.dim) if latents else None,
+        )
+        for block in [source] if isinstance(source, Tensor) else source:
+            u.samples.append(block)
+            yield from add(ready_windows(index, u.planned, u.samples.end, hop, context, chunk_frames))
+        n = u.samples.end
+        if n < hop:
+            raise ValueError(f"utterance {index}: {n} samples is shorter than one frame ({hop})")
+        yield from add([w for w in plan_windows(index, n, hop, context, chunk_frames) if w.first >= u.planned])
+        u.n_frames = n // hop  # now, not before its last window is pending: a pass run meanwhile must not emit it
     if pending:
-        yield from run(pending)
+        yield from run()

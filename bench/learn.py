@@ -29,13 +29,14 @@ import logging
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import torch
 
 from audio_vqvae.cli import add_config_arguments, config_from_args
 from audio_vqvae.config import to_dict
-from audio_vqvae.errors import USER_ERRORS
+from audio_vqvae.errors import AudioVQVAEError, debug_requested
 from audio_vqvae.evaluate import evaluate_units, format_conversion_report
 from audio_vqvae.evaluate_cli import run_conversion, unit_inputs, word_recognizer
 from audio_vqvae.fileio import atomic_write_text
@@ -234,6 +235,8 @@ def main() -> int:
 if __name__ == "__main__":
     try:
         raise SystemExit(main())
-    except USER_ERRORS as e:
+    except AudioVQVAEError as e:  # a user's mistake in one line (AUDIO_VQVAE_DEBUG=1: with its traceback)
+        if debug_requested():
+            traceback.print_exc()
         print(f"bench/learn.py: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None

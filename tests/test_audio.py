@@ -15,6 +15,7 @@ import torch
 
 from audio_vqvae.audio import (
     AudioError,
+    AudioStream,
     audio_info,
     is_silent,
     load_audio,
@@ -139,23 +140,71 @@ def test_resample_identity_and_batch_shape():
     assert resample(x, 48000, 16000).shape == (2, 3, 160)
 
 
-def test_resample_without_torchaudio_says_what_to_install(monkeypatch):
-    monkeypatch.setitem(sys.modules, "torchaudio", None)  # makes `import torchaudio` raise ImportError
-    with pytest.raises(RuntimeError, match=r"torchaudio 2\.11.*CUDA 13\.0.*torch 2\.11-2\.14"):
-        resample(torch.zeros(480), 48000, 16000)
-
-
-def test_module_imports_and_loads_without_torchaudio(tmp_path):
+def test_module_imports_loads_and_resamples_without_torchaudio(tmp_path):
     path = tmp_path / "a.wav"
     sf.write(str(path), sine(300, 16000, 0.1), 16000)
+    sf.write(str(tmp_path / "b.wav"), sine(300, 48000, 0.1), 48000)
     code = (
         "import sys; sys.modules['torchaudio'] = None\n"
         "from audio_vqvae.audio import load_audio\n"
         f"assert load_audio({str(path)!r}, 16000).numel() == 1600\n"
+        f"assert load_audio({str(tmp_path / 'b.wav')!r}, 16000).numel() == 1600  # resampled with soxr\n"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+# ---------------------------------------------------------------- reading in blocks (issue 12)
+
+
+def test_stream_of_a_48k_stereo_file_joins_to_load_audio_for_any_block_size(tmp_path):
+    """Blocks of 1000 frames (many) or 2**16 give the samples of load_audio, and as many as the header says."""
+    n = 48000 * 2 + 7
+    left = sine(440, 48000, n / 48000)
+    path = tmp_path / "s.flac"
+    sf.write(str(path), np.stack([left, 0.25 * left], axis=1), 48000, subtype="PCM_24")
+    whole = load_audio(path, 16000)
+    for block_frames in (1000, 2**16):
+        stream = AudioStream(path, 16000, block_frames=block_frames)
+        blocks = list(stream)
+        assert len(blocks) >= n // block_frames // 2  # soxr gives nothing for some blocks (its filter's delay)
+        assert all(b.dtype == torch.float32 and b.dim() == 1 for b in blocks)
+        joined = torch.cat(blocks)
+        assert joined.numel() == stream.n_samples == whole.numel() == round(n / 3)
+        assert torch.allclose(joined, whole, atol=1e-6, rtol=0)
+
+
+def test_stream_at_the_model_rate_is_the_file_itself(tmp_path):
+    x = sine(300, 16000, 0.5)
+    path = tmp_path / "a.wav"
+    sf.write(str(path), x, 16000, subtype="FLOAT")
+    blocks = list(AudioStream(path, 16000, block_frames=999))
+    assert [b.numel() for b in blocks] == [999] * 8 + [8000 - 8 * 999]
+    assert torch.equal(torch.cat(blocks), torch.from_numpy(x))
+
+
+def test_stream_gives_no_block_with_nan_and_counts_them_all(tmp_path):
+    x = sine(300, 16000, 1.0)
+    x[12000], x[15000] = np.nan, np.inf  # both after the first blocks
+    path = tmp_path / "late.wav"
+    sf.write(str(path), x, 16000, subtype="FLOAT")
+    given = []
+    with pytest.raises(AudioError, match=r"2 of 16000 samples are not finite") as info:
+        for block in AudioStream(path, 16000, block_frames=4000):
+            given.append(block)
+    assert str(info.value).startswith(f"{path}: ")
+    assert sum(b.numel() for b in given) == 12000 and all(torch.isfinite(b).all() for b in given)
+
+
+def test_stream_too_short_and_missing_files_name_the_file(tmp_path):
+    path = tmp_path / "short.wav"
+    sf.write(str(path), sine(300, 48000, 0.01), 48000)  # 480 samples -> 160 at 16 kHz
+    with pytest.raises(AudioError, match=r"too short: 160 samples, need at least 161"):
+        list(AudioStream(path, 16000, min_samples=161, block_frames=100))
+    with pytest.raises(AudioError, match="not found") as info:
+        AudioStream(tmp_path / "nope.wav")  # the header is read at once
+    assert str(info.value).startswith(f"{tmp_path / 'nope.wav'}: ")
 
 
 # ---------------------------------------------------------------- errors name the file

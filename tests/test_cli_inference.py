@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import soundfile as sf
 from trained_tiny import trained_checkpoint, write_tone
 
 from audio_vqvae import VQVAE
+from audio_vqvae.audio import resampled_length
 from audio_vqvae.cli import main
 from audio_vqvae.fileio import folder_lock
 from audio_vqvae.inference import extract_tokens
@@ -48,7 +48,7 @@ def test_convert_writes_each_file_at_the_model_rate_and_never_overwrites(checkpo
     out = tmp_path / "out"
     code, err = run(capsys, "convert", "--ckpt", checkpoint, "--speaker", "spk2", "--out", out, *inputs)
     assert code == 0, err
-    at_16k = math.ceil(sf.info(inputs[1]).frames * 16000 / 22050)  # b.flac, resampled
+    at_16k = resampled_length(sf.info(inputs[1]).frames, 22050, 16000)  # b.flac, resampled
     for path, n in [(out / "utt 1.v2_to_spk2.wav", 960), (out / "b_to_spk2.wav", at_16k)]:
         info = sf.info(path)
         assert info.samplerate == 16000 and info.frames == n // 64 * 64
@@ -97,7 +97,7 @@ def test_reconstruct_takes_each_speaker_from_the_manifest(checkpoint, inputs, tm
     code, err = run(capsys, "reconstruct", "--ckpt", checkpoint, "--manifest", manifest, "--out", tmp_path / "r")
     assert code == 0, err
     assert sf.info(tmp_path / "r" / "u.1.wav").frames == 960 // 64 * 64
-    assert sf.info(tmp_path / "r" / "u 2.wav").frames == math.ceil(1102 * 16000 / 22050) // 64 * 64
+    assert sf.info(tmp_path / "r" / "u 2.wav").frames == resampled_length(1102, 22050, 16000) // 64 * 64
     rows[1].speaker = "nobody"
     write_manifest(manifest, rows)
     err = one_line_error(capsys, "reconstruct", "--ckpt", checkpoint, "--manifest", manifest, "--out", tmp_path / "r2")

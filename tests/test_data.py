@@ -9,7 +9,8 @@ import torch
 
 from audio_vqvae.audio import AudioError
 from audio_vqvae.data import SegmentDataset, StreamSampler, validation_batches
-from audio_vqvae.manifest import read_manifest, read_speakers
+from audio_vqvae.manifest import ManifestError, read_manifest, read_speakers
+from audio_vqvae.train import TrainingError
 
 
 def take(sampler, n):
@@ -29,7 +30,7 @@ def test_ranks_get_disjoint_shards_of_each_epoch():
     r0 = take(StreamSampler(10, seed=1, rank=0, world_size=2), 5)
     r1 = take(StreamSampler(10, seed=1, rank=1, world_size=2), 5)
     assert sorted(i.index for i in r0 + r1) == list(range(10))
-    with pytest.raises(ValueError, match="cannot be shared"):
+    with pytest.raises(TrainingError, match="cannot be shared"):
         StreamSampler(1, world_size=2)
 
 
@@ -59,7 +60,7 @@ def test_crops_are_hop_aligned_deterministic_and_padded(prepared_corpus):
 def test_bad_rows_are_named(prepared_corpus, tmp_path):
     rows = read_manifest(prepared_corpus / "train.jsonl")
     speakers = read_speakers(prepared_corpus / "speakers.txt")
-    with pytest.raises(ValueError, match="not in the speaker list"):
+    with pytest.raises(ManifestError, match="not in the speaker list"):
         SegmentDataset(rows, speakers[:1], 1024, 64, 16000)
     rows[0].sample_rate = 22050
     with pytest.raises(AudioError, match=rows[0].path):

@@ -89,6 +89,33 @@ def test_same_samples_as_reference(native, kernel_size, temperature, wide):
                            classes)  # fmt: skip
 
 
+@pytest.mark.parametrize("kernel_size", [2, 3])
+@pytest.mark.parametrize("temperature", [1.0, 0.0])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_chunks_resume_the_generation_exactly(native, kernel_size, temperature, threads):
+    """generate_chunk over chunks of 1, 2 or 4 frames (ring buffers, last classes and clock carried; with
+    kernel 3 the clock is not a multiple of every ring's span at a chunk's start) gives the samples of one
+    generate call, rows of different lengths leaving the batch on the way (issue 12)."""
+    net = wavenet(kernel_size, wide=True)
+    latents, speaker, _, uniforms = inputs(B=4)
+    lengths = torch.tensor([6, 3, 5, 1])
+    u = uniforms if temperature > 0 else None
+    whole = fastgen.generate(net, latents, speaker, lengths, temperature, u, threads=threads)
+    with torch.no_grad():
+        cond = net.conditioning(latents, speaker).permute(0, 3, 1, 2)  # (B, N, L, G)
+    for chunk in (1, 2, 4):
+        state, pieces = fastgen.chunk_state(net, 4), []
+        for lo in range(0, 6, chunk):
+            hi = min(6, lo + chunk)
+            todo = (lengths * HOP - lo * HOP).clamp(0, (hi - lo) * HOP)
+            piece_u = None if u is None else u[:, lo * HOP : hi * HOP]
+            pieces.append(
+                fastgen.generate_chunk(net, cond[:, lo:hi].clone(), state, todo, temperature, piece_u, threads)
+            )
+        assert state.t == 6 * HOP
+        assert torch.equal(torch.cat(pieces, 1), whole), chunk
+
+
 def test_draws_uniforms_like_reference(native):
     net = wavenet()
     latents, speaker, _, _ = inputs()

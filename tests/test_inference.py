@@ -8,11 +8,11 @@ import torch
 from trained_tiny import trained_checkpoint, write_tone
 
 from audio_vqvae import VQVAE
-from audio_vqvae.audio import mu_law_decode
+from audio_vqvae.audio import mu_law_decode, resampled_length
 from audio_vqvae.config import apply_overrides, preset
 from audio_vqvae.inference import convert, decode_tokens, extract_tokens
 from audio_vqvae.model import SpeakerError
-from audio_vqvae.synthesis import clock_period, decode_chunked
+from audio_vqvae.synthesis import clock_period, decode_chunked, decode_stream, generate_chunked
 from audio_vqvae.windows import encode_chunked, plan_windows
 
 
@@ -134,12 +134,47 @@ def test_chunked_generation_equals_one_uninterrupted_pass(mel_conditioning, pre_
         assert torch.equal(greedy[b], model.decode(codes[b : b + 1, :n], int(speakers[b]), temperature=0)[0, 0])
 
 
+@pytest.mark.parametrize("mel_conditioning, pre_emphasis", [(False, 0.0), (True, 0.85)])
+def test_native_and_pytorch_chunk_loops_give_the_same_samples(mel_conditioning, pre_emphasis):
+    """The native loop resumed chunk by chunk (fastgen.generate_chunk) and the PyTorch loop agree."""
+    from audio_vqvae import fastgen
+
+    if not fastgen.available():
+        pytest.skip(f"native generator unavailable: {fastgen.unavailable_reason()}")
+    torch.manual_seed(0)
+    overrides = {"decoder": {"layers_per_stack": 8}, "mel_conditioning": mel_conditioning, "pre_emphasis": pre_emphasis}
+    model = VQVAE.from_config(apply_overrides(preset("tiny"), overrides)).eval()
+    codes, lengths, speakers = torch.randint(0, 32, (3, 9)), torch.tensor([9, 4, 7]), torch.tensor([0, 3, 1])
+    uniforms = torch.rand(3, 9 * 64)
+    runs = {
+        loop: torch.cat([w for _, w in generate_chunked(model, codes, speakers, lengths, chunk_frames=3,
+                                                        uniforms=uniforms, loop=loop)], 1)
+        for loop in ("torch", "native")
+    }  # fmt: skip
+    assert torch.equal(runs["torch"], runs["native"]) and runs["native"].abs().sum() > 0
+
+
+def test_decode_stream_hands_each_row_on_in_pieces_that_join_to_the_waveform():
+    """A batch over the one-pass budget comes chunk by chunk: pieces of at most chunk_frames frames, in
+    order per row, the last one flagged; joined, each row is decode_chunked's waveform."""
+    torch.manual_seed(0)
+    model = VQVAE.from_config(preset("tiny")).eval()
+    codes, lengths, speakers = torch.randint(0, 32, (3, 20)), torch.tensor([20, 7, 13]), torch.tensor([0, 1, 2])
+    pieces = list(decode_stream(model, codes, speakers, lengths, chunk_frames=4, temperature=0, one_pass_bytes=0))
+    assert max(p.numel() for _, p, _ in pieces) == 4 * 64
+    whole = decode_chunked(model, codes, speakers, lengths, temperature=0)  # one pass (within the budget)
+    for b in range(3):
+        mine = [(p, last) for row, p, last in pieces if row == b]
+        assert [last for _, last in mine] == [False] * (len(mine) - 1) + [True]
+        assert torch.equal(torch.cat([p for p, _ in mine]), whole[b]) and whole[b].numel() == lengths[b] * 64
+
+
 def test_convert_gives_the_right_length_and_rate_for_several_speakers(model, tmp_path):
     a = write_tone(tmp_path / "a.wav", 0.1)
     b = write_tone(tmp_path / "b.flac", 0.08, rate=22050, f0=120.0)  # another format and rate: resampled
     c = torch.randn(1000) * 0.1
     outs = convert(model, [a, b, c], ["spk0", "spk2", 1], batch_size=2, generator=torch.Generator().manual_seed(0))
-    n_b = sf.info(b).frames * 16000 // 22050 + 1  # torchaudio's resampled length: ceil(T * 16000 / 22050)
+    n_b = resampled_length(sf.info(b).frames, 22050, 16000)  # soxr's: T * 16000 / 22050 rounded
     assert [o.numel() for o in outs] == [1600 // 64 * 64, n_b // 64 * 64, 1000 // 64 * 64]
     assert all(o.dtype == torch.float32 and o.abs().max() <= 1 for o in outs)
     same_codes = decode_tokens(model, [torch.arange(6)] * 3, ["spk0", "spk1", "spk2"], temperature=0)

@@ -14,6 +14,7 @@ from pathlib import Path
 import soundfile as sf
 
 from audio_vqvae.alignment import PhoneSegment, read_segment_table, read_textgrid
+from audio_vqvae.errors import CorpusError, UsageError
 from audio_vqvae.prepare import (
     PrepareReport,
     SourceUtterance,
@@ -94,19 +95,20 @@ def prepare(corpus_dir: str | Path, out_dir: str | Path, **options) -> PrepareRe
     Returns:
         The report (kept, skipped, notes).
     Raises:
-        ValueError: no corpus, no audio, a malformed CSV row or alignment file, a repeated CSV id,
-            trimming with alignments, or no usable audio at all.
+        CorpusError: no corpus, no audio, a malformed CSV row, a repeated CSV id, or no usable audio at all.
+        AlignmentError: a malformed alignment file.
+        UsageError: trimming with alignments.
     """
     corpus = Path(corpus_dir)
     opts = make_options(options)
     if not corpus.exists():
-        raise ValueError(f"{corpus}: corpus folder or CSV not found")
+        raise CorpusError(f"{corpus}: corpus folder or CSV not found")
     if corpus.is_dir():
         check_corpus_dir(corpus, out_dir)
     columns: set[str] = set()
     if corpus.is_file():
         if corpus.suffix.lower() != ".csv":
-            raise ValueError(f"{corpus}: expected a folder or a .csv file")
+            raise CorpusError(f"{corpus}: expected a folder or a .csv file")
         entries, columns = _csv_entries(corpus)
         notes = [f"folder corpus from {corpus.name}: {len(entries)} listed file(s)"]
     else:
@@ -115,9 +117,9 @@ def prepare(corpus_dir: str | Path, out_dir: str | Path, **options) -> PrepareRe
         if ignored:
             notes.append(f"{ignored} audio file(s) directly in {corpus} ignored (put them in speaker folders)")
     if not entries:
-        raise ValueError(f"{corpus}: no audio files found (expected <speaker>/<file>.wav or a path,speaker CSV)")
+        raise CorpusError(f"{corpus}: no audio files found (expected <speaker>/<file>.wav or a path,speaker CSV)")
     if "align" in columns and opts.trim_top_db is not None:
-        raise ValueError(
+        raise UsageError(
             f"{corpus}: alignments are timed on the untrimmed audio: drop --trim-db or the CSV's alignment column"
         )
     sources = _unique_sources(entries)
@@ -205,7 +207,7 @@ def _header_columns(csv_path: Path, cells: list[str]) -> dict[str, int] | None:
         hits = [i for i, name in enumerate(names) if name in aliases]
         if len(hits) > 1:
             shown = " and ".join(repr(cells[i].strip()) for i in hits)
-            raise ValueError(f"{csv_path}:1: columns {shown} both name the {what} column; keep one")
+            raise CorpusError(f"{csv_path}:1: columns {shown} both name the {what} column; keep one")
         if hits:
             found[what] = hits[0]
     return found if {"path", "speaker"} <= set(found) else None
@@ -213,8 +215,11 @@ def _header_columns(csv_path: Path, cells: list[str]) -> dict[str, int] | None:
 
 def _csv_entries(csv_path: Path) -> tuple[list[_Entry], set[str]]:
     """The CSV's rows as entries, and the optional columns its header names (id, sentence, text, align)."""
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:
-        rows = [(n, row) for n, row in enumerate(csv.reader(f), 1) if any(cell.strip() for cell in row)]
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as f:
+            rows = [(n, row) for n, row in enumerate(csv.reader(f), 1) if any(cell.strip() for cell in row)]
+    except UnicodeDecodeError as e:
+        raise CorpusError(f"{csv_path}: not UTF-8 text ({e.reason})") from None
     columns = {"path": 0, "speaker": 1}
     if rows:
         header = _header_columns(csv_path, rows[0][1])
@@ -231,10 +236,10 @@ def _csv_entries(csv_path: Path) -> tuple[list[_Entry], set[str]]:
 
         where = f"{csv_path}:{lineno}"
         if len(cells) <= max(columns["path"], columns["speaker"]) or not cell("path"):
-            raise ValueError(f"{where}: expected path,speaker, found {','.join(cells)!r}")
+            raise CorpusError(f"{where}: expected path,speaker, found {','.join(cells)!r}")
         path, speaker = Path(cell("path")), cell("speaker")
         if not speaker:
-            raise ValueError(f"{where}: empty speaker")
+            raise CorpusError(f"{where}: empty speaker")
         full = path if path.is_absolute() else csv_path.parent / path
         try:
             name = full.relative_to(csv_path.parent).with_suffix("").as_posix()
@@ -255,14 +260,14 @@ def _unique_sources(entries: list[_Entry]) -> list[SourceUtterance]:
         if e.utt_id is not None:
             safe_id = _safe(e.utt_id)
             if safe_id in given:
-                raise ValueError(f"{e.where}: utterance id '{e.utt_id}' ('{safe_id}') is already at {given[safe_id]}")
+                raise CorpusError(f"{e.where}: utterance id '{e.utt_id}' ('{safe_id}') is already at {given[safe_id]}")
             given[safe_id] = e.where
     speakers: dict[str, str] = {}  # safe name -> original
     sources, taken = [], set(given)
     for e in entries:
         safe_speaker = _safe(e.speaker)
         if speakers.setdefault(safe_speaker, e.speaker) != e.speaker:
-            raise ValueError(f"speakers '{speakers[safe_speaker]}' and '{e.speaker}' both become '{safe_speaker}'")
+            raise CorpusError(f"speakers '{speakers[safe_speaker]}' and '{e.speaker}' both become '{safe_speaker}'")
         if e.utt_id is not None:
             utt_id = _safe(e.utt_id)
         else:

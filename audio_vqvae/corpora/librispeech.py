@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from audio_vqvae.alignment import PhoneSegment, read_phone_table, read_textgrid
+from audio_vqvae.errors import AlignmentError, CorpusError, InputNotFoundError, UsageError
 from audio_vqvae.prepare import (
     PrepareReport,
     SourceUtterance,
@@ -64,14 +65,14 @@ def prepare(
     chapters = _chapter_dirs(corpus_dir, subsets)
     sources = [src for chapter in chapters for src in _chapter_sources(chapter)]
     if not sources:
-        raise ValueError(
+        raise CorpusError(
             f"{corpus_dir}: no LibriSpeech audio found (expected <subset>/<speaker>/<chapter>/*.flac "
             "with a .trans.txt beside them)"
         )
     phones = None
     if alignments is not None:
         if opts.trim_top_db is not None:
-            raise ValueError("alignments are timed on the untrimmed audio: drop --trim-db or --alignments")
+            raise UsageError("alignments are timed on the untrimmed audio: drop --trim-db or --alignments")
         phones = _read_alignments(Path(alignments), {s.id for s in sources})
     keys = {s.id: normalize_text(s.text) if s.text else f"#{s.id}" for s in sources}
     report = build_corpus(sources, out_dir, opts, sentences=keys, phones=phones)
@@ -83,13 +84,13 @@ def _chapter_dirs(corpus_dir: Path, subsets: list[str] | None) -> list[Path]:
     """Chapter folders (those holding a .trans.txt) of the chosen subsets, sorted."""
     if any(corpus_dir.glob("*/*/*.trans.txt")):  # a subset folder
         if subsets:
-            raise ValueError(f"{corpus_dir}: is one subset folder; --subsets needs the LibriSpeech root")
+            raise UsageError(f"{corpus_dir}: is one subset folder; --subsets needs the LibriSpeech root")
         roots = [corpus_dir]
     else:
         found = sorted(p.name for p in corpus_dir.iterdir() if p.is_dir() and any(p.glob("*/*/*.trans.txt")))
         missing = sorted(set(subsets or ()) - set(found))
         if missing:
-            raise ValueError(f"{corpus_dir}: no subset(s) {', '.join(missing)} (found: {', '.join(found) or 'none'})")
+            raise CorpusError(f"{corpus_dir}: no subset(s) {', '.join(missing)} (found: {', '.join(found) or 'none'})")
         roots = [corpus_dir / name for name in (subsets or found)]
     return sorted({t.parent for root in roots for t in root.glob("*/*/*.trans.txt")})
 
@@ -114,11 +115,11 @@ def _read_alignments(path: Path, ids: set[str]) -> dict[str, list[PhoneSegment]]
         table = read_phone_table(path)
         return {utt: segs for utt, segs in table.items() if utt in ids}
     if not path.is_dir():
-        raise ValueError(f"{path}: alignments not found (a folder of TextGrids or a phone table file)")
+        raise InputNotFoundError(f"{path}: alignments not found (a folder of TextGrids or a phone table file)")
     grids: dict[str, Path] = {}
     for grid in sorted(path.rglob("*.TextGrid")):
         if grid.stem in grids:
-            raise ValueError(f"{grid}: a second TextGrid for '{grid.stem}' (first: {grids[grid.stem]})")
+            raise AlignmentError(f"{grid}: a second TextGrid for '{grid.stem}' (first: {grids[grid.stem]})")
         grids[grid.stem] = grid
     return {utt: read_textgrid(grid, tier="phones") for utt, grid in grids.items() if utt in ids}
 

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from audio_vqvae.alignment import PhoneSegment
+from audio_vqvae.errors import UsageError
 from audio_vqvae.prepare import PrepareReport, SourceUtterance, add_options, build_corpus, make_options, run_main
 
 NOTICE = "SYNTHETIC corpus: formant-synthesised speech-like audio, not real speech"
@@ -34,7 +35,7 @@ def prepare(out_dir: str | Path, n_speakers: int = 4, n_sentences: int = 20, see
 
     opts = make_options({**options, "seed": seed})
     if opts.trim_top_db is not None:
-        raise ValueError("the synthetic corpus comes with exact alignments; trimming would break them")
+        raise UsageError("the synthetic corpus comes with exact alignments; trimming would break them")
     sources, sentences, phones = [], {}, {}
     for utt in synthesize_corpus(n_speakers, n_sentences, opts.sample_rate, seed):
         sources.append(SourceUtterance(utt.id, Path(f"synthetic/{utt.id}"), utt.speaker, utt.text, wav=utt.wav))

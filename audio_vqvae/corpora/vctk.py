@@ -10,6 +10,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from audio_vqvae.errors import CorpusError, UsageError
 from audio_vqvae.prepare import (
     PrepareReport,
     SourceUtterance,
@@ -71,7 +72,7 @@ def prepare(
     """
     corpus_dir = check_corpus_dir(corpus_dir, out_dir)
     if mic not in MICS:
-        raise ValueError(f"mic must be one of {', '.join(MICS)}, got {mic!r}")
+        raise UsageError(f"mic must be one of {', '.join(MICS)}, got {mic!r}")
     report_notes: list[str] = []
     if (corpus_dir / "wav48_silence_trimmed").is_dir():
         version = "0.92"
@@ -85,12 +86,12 @@ def prepare(
     elif (corpus_dir / "wav48").is_dir():
         version = "0.80"
         if mic != "mic1":
-            raise ValueError(f"{corpus_dir}: VCTK 0.80 has one microphone; --mic {mic} needs 0.92")
+            raise UsageError(f"{corpus_dir}: VCTK 0.80 has one microphone; --mic {mic} needs 0.92")
         sources = _sources_080(corpus_dir)
     else:
-        raise ValueError(f"{corpus_dir}: no wav48_silence_trimmed/ (VCTK 0.92) or wav48/ (VCTK 0.80) folder")
+        raise CorpusError(f"{corpus_dir}: no wav48_silence_trimmed/ (VCTK 0.92) or wav48/ (VCTK 0.80) folder")
     if not sources:
-        raise ValueError(f"{corpus_dir}: no VCTK {version} audio files found")
+        raise CorpusError(f"{corpus_dir}: no VCTK {version} audio files found")
     if trim_top_db == "auto":
         trim_top_db = TRIM_TOP_DB_080 if version == "0.80" else None
     opts = make_options({**options, "trim_top_db": trim_top_db})

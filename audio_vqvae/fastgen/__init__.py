@@ -31,7 +31,16 @@ from . import _build
 if TYPE_CHECKING:
     from ..wavenet import WaveNet
 
-__all__ = ["available", "can_run", "generate", "generate_with_logits", "unavailable_reason"]
+__all__ = [
+    "ChunkState",
+    "available",
+    "can_run",
+    "chunk_state",
+    "generate",
+    "generate_chunk",
+    "generate_with_logits",
+    "unavailable_reason",
+]
 
 _lock = threading.Lock()
 _state: dict[str, object] = {"tried": False, "lib": None, "error": None}
@@ -97,6 +106,7 @@ class _Args(ctypes.Structure):
         ).split()
     ]
     _fields_ += [("temperature", ctypes.c_double), ("out", ctypes.c_void_p), ("logits", ctypes.c_void_p)]
+    _fields_ += [("t0", ctypes.c_int64), ("rings", ctypes.c_void_p), ("classes", ctypes.c_void_p)]
 
 
 @dataclass
@@ -273,7 +283,7 @@ def _generate(
         raise ValueError(f"weight_dtype must be torch.float32 or torch.bfloat16, got {weight_dtype}")
 
     B, _, N = latents.shape
-    hop, C, L = wavenet.hop_length, wavenet.n_classes, len(wavenet.layers)
+    hop, C = wavenet.hop_length, wavenet.n_classes
     T = N * hop
     lengths = torch.full((B,), N, dtype=torch.long) if lengths is None else lengths.cpu().long()
     order = torch.argsort(lengths, descending=True, stable=True)  # as the reference: longest first
@@ -291,31 +301,122 @@ def _generate(
     if B == 0 or T == 0:
         return out, logits
 
+    cond = wavenet.conditioning(latents, speaker)  # (B, L, G, N)
+    rc = _launch(lib, wavenet, cond.permute(0, 3, 1, 2), order, n_samples, uniforms, temperature, out, logits,
+                 threads, weight_dtype, teams)  # fmt: skip
+    if rc != 0:
+        _notice(f"audio_vqvae.fastgen: native generator failed (code {rc}: out of memory or threads); using PyTorch")
+        return _reference(wavenet, latents, speaker, lengths, temperature, uniforms, generator), None
+    return out, logits
+
+
+def _launch(
+    lib, wavenet, cond, order, n_samples, uniforms, temperature, out, logits, threads, weight_dtype, teams, state=None
+) -> int:
+    """Run fastgen_generate on (B, N, L, G) conditioning (a view; the conv biases are added to it in place)."""
+    B, N, L, G = cond.shape
     vw = lib.fastgen_vector_width()
     p = _pack(wavenet, vw, weight_dtype == torch.bfloat16)
     w = p.tensors
-    G = w["b_conv"].size(1)
     H = G // 2
-    cond = wavenet.conditioning(latents, speaker)  # (B, L, G, N)
-    cond += w["b_conv"][None, :, :, None]  # in place: at most two copies alive, as in the reference
-    cond = cond.view(B, L, 2, H, N).permute(0, 4, 1, 2, 3)  # (B, N, L, 2, H): tanh half, sigmoid half
+    cond.add_(w["b_conv"])  # in place: at most two copies alive, as in the reference
+    cond = cond.view(B, N, L, 2, H)  # tanh half, sigmoid half
     cond = (F.pad(cond, (0, p.Hp - H)) if p.Hp > H else cond).contiguous()  # (B, N, L, 2, Hp)
 
     threads = max(1, int(threads or torch.get_num_threads()))
     teams = max(1, min(int(teams or default_teams(B, threads)), B, threads))
     threads = min(threads, teams * (p.Hp // vw))  # a thread without gate channels would only wait
     args = _Args(
-        batch=B, n_frames=N, hop=hop, n_layers=L, kernel=wavenet.layers[0].kernel_size, n_classes=C,
-        Rp=p.Rp, Hp=p.Hp, Sp=p.Sp, Cp=p.Cp, n_threads=threads, n_teams=teams, bf16=int(weight_dtype == torch.bfloat16),
+        batch=B, n_frames=N, hop=wavenet.hop_length, n_layers=L, kernel=wavenet.layers[0].kernel_size,
+        n_classes=wavenet.n_classes, Rp=p.Rp, Hp=p.Hp, Sp=p.Sp, Cp=p.Cp, n_threads=threads, n_teams=teams,
+        bf16=int(weight_dtype == torch.bfloat16),
         dilations=w["dilations"].data_ptr(), order=order.data_ptr(), n_samples=n_samples.data_ptr(),
         w_conv=w["w_conv"].data_ptr(), w_out=w["w_out"].data_ptr(), w_head1=w["w_head1"].data_ptr(),
         w_head2=w["w_head2"].data_ptr(), embedding=w["embedding"].data_ptr(), b_res=w["b_res"].data_ptr(),
         b_skip=w["b_skip"].data_ptr(), b_head1=w["b_head1"].data_ptr(), b_head2=w["b_head2"].data_ptr(),
         cond=cond.data_ptr(), uniforms=uniforms.data_ptr() if temperature > 0 else None,
-        temperature=float(temperature), out=out.data_ptr(), logits=logits.data_ptr() if want_logits else None,
+        temperature=float(temperature), out=out.data_ptr(), logits=logits.data_ptr() if logits is not None else None,
+        t0=state.t if state else 0, rings=state.rings.data_ptr() if state else None,
+        classes=state.classes.data_ptr() if state else None,
     )  # fmt: skip
-    rc = lib.fastgen_generate(ctypes.byref(args))  # releases the GIL while it runs
+    return lib.fastgen_generate(ctypes.byref(args))  # releases the GIL while it runs
+
+
+# ---- chunks of one long generation (issue 12) ----------------------------------------------------
+
+
+@dataclass
+class ChunkState:
+    """What one ``generate_chunk`` call hands to the next, so that chunks give one uninterrupted run.
+
+    Attributes:
+        rings: (B, span_sum * Rp) float32, every layer's ring buffer of past inputs per row (span_sum:
+            the layers' ``(kernel_size - 1) * dilation`` summed; Rp: residual channels padded).
+        classes: (B,) int64, each row's last class (the start class before the first chunk).
+        t: samples generated so far, the ring buffers' clock.
+    """
+
+    rings: Tensor
+    classes: Tensor
+    t: int = 0
+
+
+def chunk_state(wavenet: WaveNet, batch: int) -> ChunkState:
+    """The state before the first chunk: zero ring buffers (the causal convs' left padding), start classes.
+
+    Raises:
+        RuntimeError: the native generator is unavailable (check ``can_run`` first).
+    """
+    lib = _library()
+    if lib is None:
+        raise RuntimeError(f"native generator unavailable: {unavailable_reason()}")
+    Rp = _pack(wavenet, lib.fastgen_vector_width(), False).Rp
+    span_sum = sum((layer.kernel_size - 1) * layer.dilation for layer in wavenet.layers)
+    return ChunkState(torch.zeros(batch, span_sum * Rp), torch.full((batch,), wavenet.n_classes // 2), 0)
+
+
+@torch.no_grad()
+def generate_chunk(
+    wavenet: WaveNet,
+    cond: Tensor,
+    state: ChunkState,
+    n_samples: Tensor,
+    temperature: float = 1.0,
+    uniforms: Tensor | None = None,
+    threads: int | None = None,
+) -> Tensor:
+    """The next ``n * hop`` samples of a generation run in chunks, natively; ``state`` is updated in place.
+
+    Chunk after chunk, each row gets the samples one ``generate`` call on the whole gives with the
+    same uniforms (the chunks' conditioning must be that of the whole: ``synthesis.conditioning_window``).
+
+    Args:
+        wavenet: the decoder (``can_run`` must hold).
+        cond: (B, n, L, G) gate conditioning of the chunk's n frames, without the conv biases (which
+            are added to it in place).
+        state: from ``chunk_state``, or as the previous chunk left it.
+        n_samples: (B,) int64 samples each row generates in this chunk, in [0, n * hop] (a row that
+            is done generates 0; rows leave the batch as in ``generate``, in any order).
+        temperature: 0 is greedy; uniforms: (B, n * hop) numbers in [0, 1) (None when greedy).
+        threads: CPU threads (default ``torch.get_num_threads()``).
+    Returns:
+        (B, n * hop) int64 classes; the start class past each row's samples.
+    Raises:
+        RuntimeError: the native generator is unavailable or failed (out of memory or threads).
+    """
+    lib = _library()
+    if lib is None:
+        raise RuntimeError(f"native generator unavailable: {unavailable_reason()}")
+    B, n = cond.size(0), cond.size(1)
+    T = n * wavenet.hop_length
+    out = torch.full((B, T), wavenet.n_classes // 2, dtype=torch.long)
+    n_samples = n_samples.cpu().long().clamp(0, T).contiguous()
+    if temperature > 0:
+        uniforms = uniforms[:, :T].to(torch.float64).contiguous()
+    order = torch.argsort(n_samples, descending=True, stable=True)
+    rc = _launch(lib, wavenet, cond, order, n_samples, uniforms, temperature, out, None, threads, torch.float32,
+                 None, state)  # fmt: skip
     if rc != 0:
-        _notice(f"audio_vqvae.fastgen: native generator failed (code {rc}: out of memory or threads); using PyTorch")
-        return _reference(wavenet, latents, speaker, lengths, temperature, uniforms, generator), None
-    return out, logits
+        raise RuntimeError(f"audio_vqvae.fastgen: native generator failed (code {rc}: out of memory or threads)")
+    state.t += T
+    return out

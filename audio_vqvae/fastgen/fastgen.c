@@ -19,6 +19,10 @@
  * padding stays exactly zero through the network. Weights are float32 or bfloat16 (widened to
  * float32 as they are loaded: half the bytes at batch 1, where bandwidth is the limit).
  *
+ * A call may also continue a generation (issue 12: a long utterance in chunks of bounded memory):
+ * given the ring buffers and last classes a previous call handed back, and the clock t0 it reached,
+ * it computes the samples that one uninterrupted call would have computed next.
+ *
  * Portable C11 with GCC/Clang vector extensions (AVX-512, AVX2, SSE or NEON, as -march allows).
  */
 #include <sched.h>
@@ -66,6 +70,10 @@ typedef struct {
     double temperature;
     int64_t *out;                       /* (B, T), pre-filled with the start class */
     float *logits;                      /* (B, T, n_classes) or NULL: a debug copy of every step's logits */
+    /* Resuming (chunks of one long generation): NULL rings and classes start afresh at t0 = 0. */
+    int64_t t0;                         /* samples generated before this call: the ring buffers' clock */
+    float *rings;                       /* (B, span_sum * Rp) every layer's ring buffer per row, in and out */
+    int64_t *classes;                   /* (B,) last class of each row, in and out */
 } fg_args;
 
 int fastgen_vector_width(void) { return VW; }
@@ -283,6 +291,29 @@ static int64_t sample_class(const float *logits, int C, double temperature, cons
     return C - 1;
 }
 
+/* Copy a member's ring buffers from a->rings (in = 1) or back to it (in = 0). A member keeps them
+ * layer by layer ([L][n_rows][span_l][Rp]); a->rings row by row ([B][span_sum][Rp]), so that the next
+ * call may deal the rows to other teams. */
+static void copy_rings(member_t *me, int in) {
+    const team_t *tm = me->team;
+    const fg_args *a = tm->a;
+    const long Rp = a->Rp, k = a->kernel;
+    long span_sum = 0, offset = 0;
+    for (int l = 0; l < a->n_layers; l++) span_sum += (k - 1) * a->dilations[l];
+    float *ring = me->ring;
+    for (int l = 0; l < a->n_layers; l++) {
+        const long span = (k - 1) * a->dilations[l];
+        for (int r = 0; r < tm->n_rows; r++) {
+            float *mine = ring + (long)r * span * Rp;
+            float *theirs = a->rings + (tm->rows[r] * span_sum + offset) * Rp;
+            if (in) memcpy(mine, theirs, span * Rp * 4);
+            else memcpy(theirs, mine, span * Rp * 4);
+        }
+        ring += (long)tm->n_rows * span * Rp;
+        offset += span;
+    }
+}
+
 /* ---- the sample loop of one team member ------------------------------------------------------ */
 static void run_member(member_t *me) {
     team_t *tm = me->team;
@@ -303,7 +334,9 @@ static void run_member(member_t *me) {
     float row_logits[Cp], probs[Cp];
 
     int m = tm->n_rows;
-    for (int r = 0; r < m; r++) me->cls[r] = C / 2; /* the start class */
+    const long t0 = (long)a->t0;
+    for (int r = 0; r < m; r++) me->cls[r] = a->classes ? a->classes[tm->rows[r]] : C / 2; /* the start class */
+    if (a->rings) copy_rings(me, 1);
     for (long t = 0; t < T; t++) {
         while (m > 0 && a->n_samples[tm->rows[m - 1]] <= t) m--; /* finished rows leave the batch */
         if (m == 0) break;
@@ -316,9 +349,9 @@ static void run_member(member_t *me) {
             for (int r = 0; r < m; r++) {
                 float *buf = ring + (long)r * span * Rp, *in = me->in + (long)r * Kc;
                 for (int j = 0; j < k - 1; j++)
-                    memcpy(in + j * Rp, buf + ((t - (k - 1 - j) * d) % span + span) % span * Rp, Rp * 4);
+                    memcpy(in + j * Rp, buf + ((t0 + t - (k - 1 - j) * d) % span + span) % span * Rp, Rp * 4);
                 memcpy(in + (k - 1) * Rp, me->x + (long)r * Rp, Rp * 4);
-                memcpy(buf + t % span * Rp, me->x + (long)r * Rp, Rp * 4);
+                memcpy(buf + (t0 + t) % span * Rp, me->x + (long)r * Rp, Rp * 4);
             }
             ring += (long)tm->n_rows * span * Rp;
             /* gate: h = in @ W_conv (own panels), z = tanh(h_a + c_a) * sigmoid(h_b + c_b) */
@@ -380,6 +413,10 @@ static void run_member(member_t *me) {
             me->cls[r] = sample_class(row_logits, C, a->temperature, u, probs);
             if (rank == 0) a->out[b * T + t] = me->cls[r];
         }
+    }
+    if (rank == 0 && a->classes) { /* members hold the same state: the first one hands it on */
+        for (int r = 0; r < tm->n_rows; r++) a->classes[tm->rows[r]] = me->cls[r];
+        if (a->rings) copy_rings(me, 0);
     }
 }
 
