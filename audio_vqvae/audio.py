@@ -280,7 +280,7 @@ def save_audio(
         raise OutputExistsError(f"{path}: is a folder")
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path}: already exists; pass overwrite=True to replace it")
-    pcm = np.clip(np.round(np.clip(data, -1.0, 1.0) * 32768.0), -32768, 32767).astype(np.int16)
+    pcm = to_pcm16(data)
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)  # .<name>.<pid>-<random>.tmp: stale ones are found by the next run
@@ -294,14 +294,22 @@ def save_audio(
         if overwrite:
             os.replace(tmp, path)
         else:
-            _move_no_clobber(tmp, path)
+            move_no_clobber(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
     return path
 
 
-def _move_no_clobber(src: Path, dst: Path) -> None:
+def to_pcm16(wav: Tensor | np.ndarray) -> np.ndarray:
+    """(T,) float samples -> int16 ``clip(round(x * 32768), -32768, 32767)``, how 16-bit WAVs are written."""
+    if isinstance(wav, Tensor):
+        wav = wav.detach().to("cpu").float().numpy()
+    data = np.asarray(wav, dtype=np.float32).reshape(-1)
+    return np.clip(np.round(np.clip(data, -1.0, 1.0) * 32768.0), -32768, 32767).astype(np.int16)
+
+
+def move_no_clobber(src: Path, dst: Path) -> None:
     """Move ``src`` to ``dst`` unless ``dst`` exists, atomically where the file system has hard links."""
     try:
         os.link(src, dst)  # fails with FileExistsError if dst exists, even one created a moment ago

@@ -86,19 +86,29 @@ def finite_positive(what: str) -> Callable[[str], float]:
     return parse
 
 
-def positive_int(what: str) -> Callable[[str], int]:
-    """An argparse type: a whole number, 1 or more, of ``what`` ("step", "utterances", "frames")."""
+def int_at_least(minimum: int, what: str) -> Callable[[str], int]:
+    """An argparse type: a whole number of ``what`` ("step", "utterances", "frames"), ``minimum`` or more."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a whole number ({what}), got {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"must be a whole number ({what}) >= 1, got {text!r}")
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number ({what}) >= {minimum}, got {text!r}")
         return value
 
     return parse
+
+
+def positive_int(what: str) -> Callable[[str], int]:
+    """An argparse type: a whole number, 1 or more, of ``what``."""
+    return int_at_least(1, what)
+
+
+def non_negative_int(what: str) -> Callable[[str], int]:
+    """An argparse type: a whole number, 0 or more, of ``what``."""
+    return int_at_least(0, what)
 
 
 _minutes = finite_non_negative("minutes")  # --time-limit

@@ -13,7 +13,7 @@ import torch
 
 from .alignment import PhoneSegment, read_phone_table, read_textgrid
 from .audio import load_audio
-from .cli import finite_temperature, utterance_count
+from .cli import finite_positive, finite_temperature, non_negative_int, positive_int, utterance_count
 from .errors import InputNotFoundError, ManifestError, UsageError
 from .evaluate import (
     ConversionPair,
@@ -299,6 +299,17 @@ def write_report(result: dict, table: str, out: str | None) -> int:
     return 0
 
 
+MIN_CROP_SECONDS = 0.1  # shorter crops leave too few 25 ms frames for a speaker embedding or an MCD
+
+
+def crop_seconds(text: str) -> float:
+    """argparse type of --max-seconds: a finite number of seconds, at least ``MIN_CROP_SECONDS``."""
+    value = finite_positive("seconds")(text)
+    if value < MIN_CROP_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_CROP_SECONDS} seconds, got {text!r}")
+    return value
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """The ``evaluate`` subcommand and its two tasks."""
     p = sub.add_parser("evaluate", help="measure what a model learned: units or voice conversion")
@@ -318,7 +329,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     u.add_argument("--train-split", default="train", help="split that maps codes to phones and fits k-means")
     u.add_argument("--eval-split", default="test", help="held-out split that is scored")
     u.add_argument("--alignments", help="phone table or folder of TextGrids (default: DIR/phones.tsv)")
-    u.add_argument("--max-utterances", type=int, default=500, help="per split, spread over the speakers")
+    u.add_argument("--max-utterances", type=utterance_count, default=500, help="per split, spread over the speakers")
     u.add_argument("--exclude-silence", action="store_true", help="drop silence frames from mapping and purity")
     u.add_argument("--abx-context", choices=["within", "any"], default="within")
     u.add_argument("--abx-representation", choices=["vectors", "onehot"], default="vectors")
@@ -331,12 +342,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     c.add_argument("--split", default="test", help="split the source utterances come from")
     c.add_argument("--pairs", help="file of 'utterance_id target_speaker' lines (default: drawn from --split)")
-    c.add_argument("--n-sources", type=int, default=8, help="source utterances when no --pairs")
+    c.add_argument("--n-sources", type=utterance_count, default=8, help="source utterances when no --pairs")
     c.add_argument("--targets", help="comma-separated target speakers (default: 2 others per source)")
     c.add_argument("--real-split", default="train", help="real speech the speaker classifier learns from")
-    c.add_argument("--real-per-speaker", type=int, default=6)
-    c.add_argument("--reconstructions", type=int, default=4, help="sources also resynthesised with their own speaker")
-    c.add_argument("--max-seconds", type=float, default=6.0, help="crop every utterance to this length")
+    c.add_argument(
+        "--real-per-speaker", type=positive_int("utterances"), default=6, help="real utterances per speaker (default 6)"
+    )
+    c.add_argument(
+        "--reconstructions",
+        type=non_negative_int("utterances"),
+        default=4,
+        help="sources also resynthesised with their own speaker",
+    )
+    c.add_argument(
+        "--max-seconds",
+        type=crop_seconds,
+        default=6.0,
+        help=f"crop every utterance to this length, at least {MIN_CROP_SECONDS} s (default 6)",
+    )
     c.add_argument("--batch-size", type=utterance_count, default=16)
     c.add_argument("--temperature", type=finite_temperature, default=1.0, help="sampling temperature; 0 is greedy")
     c.add_argument(

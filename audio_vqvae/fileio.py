@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from .errors import FolderInUseError
+from .errors import AudioVQVAEError, FolderInUseError
 
 try:
     import fcntl
@@ -185,3 +185,13 @@ def folder_lock(folder: str | Path) -> Iterator[Path]:
                 folder.rmdir()
             except OSError:  # not empty: outputs were written
                 pass
+
+
+def read_utf8_lines(path: Path, error: type[AudioVQVAEError]) -> list[str]:
+    """The lines of a UTF-8 text file; bytes that are not UTF-8 raise ``error`` naming the file and line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        lineno = data.count(b"\n", 0, e.start) + 1
+        raise error(f"{path}:{lineno}: not UTF-8 text (byte {data[e.start]:#04x})") from None

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ManifestError
-from .fileio import atomic_write_text
+from .fileio import atomic_write_text, read_utf8_lines
 
 SPLITS = ("train", "valid", "test")
 
@@ -50,12 +50,7 @@ def write_manifest(path: str | Path, rows: Iterable[Utterance]) -> Path:
 
 def read_lines(path: Path) -> list[str]:
     """The lines of a UTF-8 text file (a manifest, speaker list or pairs file); other bytes are a ManifestError."""
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8").splitlines()
-    except UnicodeDecodeError as e:
-        lineno = data.count(b"\n", 0, e.start) + 1
-        raise ManifestError(f"{path}:{lineno}: not UTF-8 text (byte {data[e.start]:#04x})") from None
+    return read_utf8_lines(path, ManifestError)
 
 
 def read_manifest(path: str | Path, resolve_paths: bool = True) -> list[Utterance]:

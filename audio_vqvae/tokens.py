@@ -32,7 +32,7 @@ from torch import Tensor
 
 from . import __version__
 from .errors import InputNotFoundError, TokenFormatError
-from .fileio import atomic_write, atomic_write_text, fsync_folder, temp_path
+from .fileio import atomic_write, atomic_write_text, fsync_folder, read_utf8_lines, temp_path
 
 METADATA = "tokens.json"
 UNITS = "units.txt"
@@ -271,16 +271,6 @@ def model_metadata(model) -> dict:
 _INT64 = (-(2**63), 2**63 - 1)
 
 
-def _read_lines(path: Path) -> list[str]:
-    """The lines of a UTF-8 text file; bytes that are not UTF-8 are a TokenFormatError naming file and line."""
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8").splitlines()
-    except UnicodeDecodeError as e:
-        lineno = data.count(b"\n", 0, e.start) + 1
-        raise TokenFormatError(f"{path}:{lineno}: not UTF-8 text (byte {data[e.start]:#04x})") from None
-
-
 def _parse_line(path: Path, lineno: int, line: str) -> tuple[str, list[int]]:
     uid, sep, rest = line.partition("|")
     if not sep:
@@ -319,7 +309,7 @@ def read_units(path: str | Path) -> list[tuple[str, Tensor]]:
     if not path.is_file():
         raise InputNotFoundError(f"{path}: units file not found")
     rows, seen = [], set()
-    for lineno, line in enumerate(_read_lines(path), 1):
+    for lineno, line in enumerate(read_utf8_lines(path, TokenFormatError), 1):
         if not line.strip():
             continue
         uid, values = _parse_line(path, lineno, line)
@@ -350,7 +340,7 @@ def read_jsonl(path: str | Path) -> list[tuple[str, Tensor]]:
     if not path.is_file():
         raise InputNotFoundError(f"{path}: units file not found")
     rows, seen = [], set()
-    for lineno, line in enumerate(_read_lines(path), 1):
+    for lineno, line in enumerate(read_utf8_lines(path, TokenFormatError), 1):
         if not line.strip():
             continue
         try:

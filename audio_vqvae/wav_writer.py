@@ -10,17 +10,9 @@ import numpy as np
 import soundfile as sf
 from torch import Tensor
 
-from .audio import _move_no_clobber
+from .audio import move_no_clobber, to_pcm16
 from .errors import OutputExistsError
 from .fileio import temp_path
-
-
-def to_pcm16(wav: Tensor | np.ndarray) -> np.ndarray:
-    """(T,) float samples -> int16, ``clip(round(x * 32768), -32768, 32767)`` as ``save_audio`` stores them."""
-    if isinstance(wav, Tensor):
-        wav = wav.detach().to("cpu").float().numpy()
-    data = np.asarray(wav, dtype=np.float32).reshape(-1)
-    return np.clip(np.round(np.clip(data, -1.0, 1.0) * 32768.0), -32768, 32767).astype(np.int16)
 
 
 class WavWriter:
@@ -94,7 +86,7 @@ class WavWriter:
                 if self.overwrite:
                     os.replace(self._tmp, self.path)
                 else:
-                    _move_no_clobber(self._tmp, self.path)
+                    move_no_clobber(self._tmp, self.path)
         finally:
             if self._file is not None and not self._file.closed:
                 self._file.close()

@@ -140,6 +140,24 @@ def test_bad_sizes_and_lengths_of_options_are_refused_by_the_parser(tmp_path, ca
     assert (args.batch_size, args.chunk_seconds) == (3, 0.5)
 
 
+def test_bad_counts_and_crops_of_evaluate_are_refused_by_the_parser(capsys):
+    conversion = ["evaluate", "conversion", "--ckpt", "c.pt", "--data", "d"]
+    for command, option, bad in [
+        (conversion, "--max-seconds", "0.01"),  # a ValueError inside metrics/ before
+        (conversion, "--max-seconds", "inf"),
+        (conversion, "--n-sources", "0"),
+        (conversion, "--real-per-speaker", "-1"),
+        (conversion, "--reconstructions", "-1"),
+        (["evaluate", "units", "--ckpt", "c.pt", "--data", "d"], "--max-utterances", "0"),
+    ]:
+        with pytest.raises(SystemExit) as exit_:
+            build_parser().parse_args([*command, option, bad])
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert exit_.value.code == 2 and option in err and repr(bad) in err, (option, err)
+    args = build_parser().parse_args([*conversion, "--max-seconds", "0.1", "--reconstructions", "0"])
+    assert (args.max_seconds, args.reconstructions) == (0.1, 0)
+
+
 def test_a_bug_keeps_its_traceback(untrained, tmp_path, capsys, monkeypatch):
     import audio_vqvae.jobs
 
