@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from .errors import AudioError, OutputExistsError
-from .fileio import temp_path
+from .fileio import atomic_write, move_no_clobber  # noqa: F401 (move_no_clobber: re-exported)
 from .resample import Resampler, resample, resampled_length  # noqa: F401 (resample: re-exported)
 
 # What soundfile raises for a file it cannot open or decode (LibsndfileError is a RuntimeError).
@@ -210,15 +210,22 @@ def is_silent(wav: Tensor, threshold_db: float = -60.0) -> bool:
 def trim_silence(
     wav: Tensor, sample_rate: int, top_db: float = 40.0, frame_ms: float = 25.0, hop_ms: float = 10.0
 ) -> Tensor:
-    """Cut leading and trailing silence, like ``librosa.effects.trim`` but in torch.
+    """Cut leading and trailing silence with ``librosa.effects.trim``.
 
-    The mean power of frames of ``frame_ms`` (centred every ``hop_ms``, zero-padded at the ends)
-    is compared with the loudest frame's; frames more than ``top_db`` below it are silence. The
-    result runs from the start of the first loud frame to the end of the last, so it keeps every
-    loud sample plus at most about one frame of margin on each side. Nothing inside is removed.
+    Frames of ``frame_ms`` centred every ``hop_ms`` (zero-padded at the ends) whose RMS is more than
+    ``top_db`` below the loudest frame's are silence; with several channels a frame is loud when any
+    channel is. The result runs from the centre of the first loud frame to one hop past the centre of
+    the last (librosa's cut points): every sample cut lies in a silent frame when ``frame_ms >= 2 hop_ms``
+    (as by default), and at most half a frame plus a hop of margin is kept on each side. Nothing
+    inside is removed.
+
+    Two cases are not librosa's: audio that is all zeros comes back empty (librosa keeps it whole,
+    every frame being level with its 0 reference), and librosa floors frame RMS at 1e-5 (-100 dBFS)
+    before comparing, so digital-zero edges are only cut when the loudest frame is more than
+    ``top_db`` above that floor (an RMS above -60 dBFS at the default 40 dB).
 
     Args:
-        wav: (..., T) waveform; power is averaged over the leading dims, all are cut alike.
+        wav: (..., T) waveform (any device); all leading dims are cut alike.
         sample_rate: its rate, in Hz (sets the frame sizes).
         top_db: how far below the loudest frame a frame counts as silence, in dB.
         frame_ms: frame length in milliseconds.
@@ -229,18 +236,15 @@ def trim_silence(
     T = wav.size(-1)
     if T == 0:
         return wav
+    x = wav.detach().to("cpu", torch.float32).numpy()
+    if not np.any(x):
+        return wav[..., :0]
     hop = max(1, round(sample_rate * hop_ms / 1000))
     frame = max(hop, round(sample_rate * frame_ms / 1000))
-    power = wav.detach().float().reshape(-1, T).pow(2).mean(0)  # (T,)
-    padded = torch.nn.functional.pad(power, (frame // 2, frame // 2))
-    frame_power = padded.unfold(0, frame, hop).mean(-1)  # (n_frames,); frame i starts at i * hop - frame // 2
-    peak = frame_power.max()
-    if peak <= 0:
-        return wav[..., :0]
-    loud = torch.nonzero(frame_power > peak * 10.0 ** (-top_db / 10.0)).flatten()
-    start = max(0, int(loud[0]) * hop - frame // 2)
-    end = min(T, int(loud[-1]) * hop - frame // 2 + frame)
-    return wav[..., start:end]
+    import librosa.effects  # imported here: librosa is slow to import and most commands never trim
+
+    _, (start, end) = librosa.effects.trim(x, top_db=top_db, frame_length=frame, hop_length=hop)
+    return wav[..., int(start) : int(end)]
 
 
 def save_audio(
@@ -282,23 +286,7 @@ def save_audio(
         raise OutputExistsError(f"{path}: already exists; pass overwrite=True to replace it")
     pcm = to_pcm16(data)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)  # .<name>.<pid>-<random>.tmp: stale ones are found by the next run
-    # os.open applies the umask to 0o666, so the file gets the same mode as any new file would.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            sf.write(f, pcm, sample_rate, subtype="PCM_16", format="WAV")
-            f.flush()
-            os.fsync(f.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            move_no_clobber(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return atomic_write(path, lambda f: sf.write(f, pcm, sample_rate, subtype="PCM_16", format="WAV"), overwrite)
 
 
 def to_pcm16(wav: Tensor | np.ndarray) -> np.ndarray:
@@ -307,20 +295,6 @@ def to_pcm16(wav: Tensor | np.ndarray) -> np.ndarray:
         wav = wav.detach().to("cpu").float().numpy()
     data = np.asarray(wav, dtype=np.float32).reshape(-1)
     return np.clip(np.round(np.clip(data, -1.0, 1.0) * 32768.0), -32768, 32767).astype(np.int16)
-
-
-def move_no_clobber(src: Path, dst: Path) -> None:
-    """Move ``src`` to ``dst`` unless ``dst`` exists, atomically where the file system has hard links."""
-    try:
-        os.link(src, dst)  # fails with FileExistsError if dst exists, even one created a moment ago
-    except FileExistsError:
-        raise OutputExistsError(f"{dst}: already exists; pass overwrite=True to replace it") from None
-    except OSError:  # no hard links here (some network or FAT file systems): check, then move
-        if dst.exists():
-            raise OutputExistsError(f"{dst}: already exists; pass overwrite=True to replace it") from None
-        os.replace(src, dst)
-    else:
-        src.unlink()
 
 
 def mu_law_encode(x: Tensor, classes: int = 256) -> Tensor:

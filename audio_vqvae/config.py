@@ -83,6 +83,9 @@ class DecoderConfig:
     n_cond_layers: int = 2  # kernel-3 convs on the quantized latents before upsampling
     n_speakers: int = 1
     speaker_dim: int = 64
+    # std, in mu-law classes, of Gaussian noise on the WaveNet's previous-sample inputs in training
+    # (FFTNet's injected noise; wavenet.inject_noise). 0: none (the paper).
+    input_noise: float = 0.0
 
 
 @dataclass

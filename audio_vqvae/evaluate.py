@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -22,11 +23,13 @@ from .alignment import PhoneSegment, frame_labels
 from .errors import EvaluationError
 from .metrics.abx import abx_error, abx_items
 from .metrics.features import KMeansUnits, mfcc_frames
+from .metrics.pitch import PitchTrack, yin
 from .metrics.speaker import CHECK_SNR_DB, train_speaker_classifier
-from .metrics.spectral import mel_cepstral_distortion, reconstruction_metrics
+from .metrics.spectral import MCD_DEFINITION, mcep_alpha, mel_cepstral_distortion, reconstruction_metrics
 from .metrics.units import SILENCE_PHONES, bitrate, is_silence, phone_mapping_accuracy, purity_and_pnmi
 from .metrics.wer import Recognizer, normalize_words, word_errors
 from .model import VQVAE
+from .tables import number, percent, unit_rows
 
 Item = tuple[str, Tensor, str]  # (utterance id, (T,) waveform at model.sample_rate, speaker name)
 
@@ -62,14 +65,6 @@ def _codes(model: VQVAE, wav: Tensor) -> Tensor:
     """(N,) int64 CPU codes of one (T,) waveform, N = T // hop."""
     device = next(model.parameters()).device
     return model.encode(_mono(wav).to(device))[0].cpu()
-
-
-def _rate(x: float | None, digits: int = 1) -> str:
-    return "-" if x is None else f"{100 * x:.{digits}f}"
-
-
-def _num(x: float | None, digits: int = 3) -> str:
-    return "-" if x is None else f"{x:.{digits}f}"
 
 
 # ---------------------------------------------------------------------------------------------- units
@@ -124,14 +119,16 @@ def evaluate_units(
     kmeans_iters: int = 20,
     kmeans_max_frames: int | None = 100_000,
     seed: int = 0,
+    save_baseline: str | Path | None = None,
 ) -> dict[str, Any]:
     """Unit-discovery metrics of the model's codes and of an MFCC k-means baseline, in one run.
 
     Codes are ``model.encode(wav)``, one per hop (frame rate = sample_rate / hop); code n is
     labelled with the phone at the centre of its samples (``alignment.frame_labels``). The
-    baseline is k-means with the same K (``model.quantizer.codebook_size``) on 39-dim
-    MFCC + deltas frames computed on the same grid, fitted on the training items' frames, so
-    both systems are scored on exactly the same frames. Per system (see ``audio_vqvae.metrics``):
+    baseline is scikit-learn's KMeans with the same K (``model.quantizer.codebook_size``)
+    on standardised 39-dim MFCC + deltas frames computed on the same grid (``metrics.features.KMeansUnits``),
+    fitted on the training items' frames, so both systems are scored on exactly the same frames; it
+    uses nothing of the model but its hop and K. Per system (see ``audio_vqvae.metrics``):
 
     - ``phone_accuracy`` / ``majority_phone_accuracy``: each unit mapped to its most frequent
       phone on the training items, frame accuracy on the held-out items (van den Oord et al.
@@ -163,8 +160,11 @@ def evaluate_units(
         abx_context: "within" (ZeroSpeech 2021: A, B, X share their neighbouring phones) or "any"
             (context ignored; scores small sets where no context holds two different phones).
         abx_max_size_group, abx_max_x_across: ABX caps (``metrics.abx.abx_error``).
-        kmeans_iters, kmeans_max_frames: baseline k-means iterations and fitting subsample.
+        kmeans_iters, kmeans_max_frames: baseline k-means passes and fitting subsample.
         seed: seed of the k-means and the ABX caps.
+        save_baseline: write the fitted baseline here (``KMeansUnits.save``: a joblib file of a
+            scikit-learn pipeline whose ``predict`` maps ``mfcc_frames`` to the units scored here,
+            for fairseq/textlesslib's ``quantize_with_kmeans.py``); None writes nothing.
     Returns:
         A JSON-ready dict: settings and counts, then ``model`` and ``baseline`` metric dicts with
         the same keys. Rates are fractions in [0, 1].
@@ -197,7 +197,15 @@ def evaluate_units(
     with _eval_mode(model):
         train_codes, train_mfcc, train_labels = prepare(train)
         eval_codes, eval_mfcc, eval_labels = prepare(held)
+        n_train_frames = sum(x.size(0) for x in train_mfcc)
+        if n_train_frames < K:
+            raise EvaluationError(
+                f"the MFCC k-means baseline needs at least K = {K} training frames, the training utterances "
+                f"give {n_train_frames}: evaluate with more training utterances"
+            )
         kmeans = KMeansUnits.fit(train_mfcc, K, iters=kmeans_iters, max_frames=kmeans_max_frames, seed=seed)
+        if save_baseline is not None:
+            kmeans.save(save_baseline)
         train_clusters = [kmeans.assign(x) for x in train_mfcc]
         eval_clusters = [kmeans.assign(x) for x in eval_mfcc]
         if abx_representation == "vectors":
@@ -246,24 +254,12 @@ def evaluate_units(
         "abx_items": len(items),
         "abx_representation": abx_representation,
         "abx_context": abx_context,
-        "baseline_description": f"k-means (K={K}) on standardised 39-dim MFCC+delta+delta2 frames at {frame_rate:g} Hz",
+        "baseline_description": (
+            f"k-means (K={K}, scikit-learn) on standardised 39-dim MFCC+delta+delta2 frames at {frame_rate:g} Hz"
+        ),
         "model": _system_metrics(train_codes, eval_codes, train_labels, eval_labels, model_vectors, *common),
         "baseline": _system_metrics(train_clusters, eval_clusters, train_labels, eval_labels, base_vectors, *common),
     }
-
-
-_UNIT_ROWS = (
-    ("phone accuracy (%)", "phone_accuracy", _rate),
-    ("  majority phone (%)", "majority_phone_accuracy", _rate),
-    ("phone purity (%)", "phone_purity", _rate),
-    ("cluster purity (%)", "cluster_purity", _rate),
-    ("PNMI", "pnmi", _num),
-    ("ABX within, error (%)", "abx_within", _rate),
-    ("ABX across, error (%)", "abx_across", _rate),
-    ("bitrate (bit/s)", "bitrate", lambda x: _num(x, 1)),
-    ("  deduplicated (bit/s)", "bitrate_dedup", lambda x: _num(x, 1)),
-    ("codes used", "codes_used", str),
-)
 
 
 def format_units_report(result: Mapping[str, Any]) -> str:
@@ -273,10 +269,10 @@ def format_units_report(result: Mapping[str, Any]) -> str:
         f"{result['n_eval_frames']} frames at {result['frame_rate_hz']:g} Hz), K = {result['codebook_size']}, "
         f"silence {result['silence']}"
     )
-    width = max(len(name) for name, _, _ in _UNIT_ROWS)
+    rows = unit_rows(result)
+    width = max(len(name) for name, _, _ in rows)
     lines = [head, f"{'':{width}}  {'model':>10}  {'baseline':>10}"]
-    for name, key, fmt in _UNIT_ROWS:
-        lines.append(f"{name:{width}}  {fmt(result['model'][key]):>10}  {fmt(result['baseline'][key]):>10}")
+    lines += [f"{name:{width}}  {model:>10}  {baseline:>10}" for name, model, baseline in rows]
     cells = result["model"]
     lines.append(
         f"ABX: {result['abx_items']} phone items, {result['abx_context']} context, {result['abx_representation']}; "
@@ -313,10 +309,17 @@ def evaluate_conversion(
       (``model.encode``) equal the source codes, over the first min(N, N') frames of each pair,
       beside ``code_agreement_chance``, the agreement expected from the two code histograms
       alone (sum_k p_source(k) p_converted(k)).
-    - **Spectral**, where a pair has a parallel target: ``mcd_target``, MCD (Kubichek 1993, c0
-      excluded, DTW-aligned) between the converted audio and the target speaker's reading, and
-      ``mcd_source_target`` between the unconverted source and that reading, the figure a
-      conversion should go below.
+    - **Spectral**, where a pair has a parallel target: ``mcd_target``, the standard MCD of VC
+      papers (``metrics.spectral``: SPTK-style mel-cepstra of order 24, alpha 0.42 at 16 kHz, c0
+      excluded, DTW-aligned, dB; named in ``mcd_definition``) between the converted audio and the
+      target speaker's reading, and ``mcd_source_target`` between the unconverted source and that
+      reading, the figure a conversion should go below.
+    - **Voicing** (issue 11, ``metrics.pitch``: YIN with a voicing decision, 10 ms frames pooled
+      over pairs): ``voiced_converted``, the share of voiced frames in the converted audio, beside
+      ``voiced_source_real`` and ``voiced_target_real`` (the real source and parallel target
+      readings); ``f0_converted_hz``, ``f0_source_real_hz`` and ``f0_target_real_hz``, median f0
+      over their voiced frames (None where none is voiced). A whispering decoder shows as a
+      voiced share far below the real speech's.
     - **Words**, when ``texts`` is given: word error rates (``metrics.wer``, an offline
       pocketsphinx recogniser) against each pair's text, over the pairs that have one:
       ``wer_converted`` of the converted audio, ``wer_source_real`` of the source utterance, and
@@ -325,7 +328,8 @@ def evaluate_conversion(
       expected to beat. Scored pairs get ``text``, ``hypothesis_*`` transcripts and their own
       ``wer_converted``. Without ``texts`` the rates are None, the counts 0.
     - **Reconstruction**, when ``reconstructions`` is given: mean ``mcd`` and
-      ``log_mel_distance_db`` between each original and its resynthesis, frame by frame.
+      ``log_mel_distance_db`` between each original and its resynthesis, frame by frame, and the
+      voiced shares ``voiced_resynthesis`` and ``voiced_original``.
 
     Args:
         model: the VQVAE that produced the conversions (its encoder re-extracts codes).
@@ -342,8 +346,8 @@ def evaluate_conversion(
         recognizer: the ``metrics.wer.Recognizer`` to use with ``texts`` (default: a new one, which
             needs ``pip install 'audio_vqvae[wer]'``).
     Returns:
-        A JSON-ready dict with ``speaker``, ``content``, ``reconstruction`` (None without
-        reconstructions) groups and a ``pairs`` list of per-pair results.
+        A JSON-ready dict with ``speaker``, ``content``, ``voicing``, ``reconstruction`` (None
+        without reconstructions) groups and a ``pairs`` list of per-pair results.
     Raises:
         EvaluationError: no pairs, real utterances of fewer than two speakers, or a target speaker without any.
         ValueError: ``texts`` not one per pair.
@@ -376,6 +380,7 @@ def evaluate_conversion(
     predicted = [clf.speakers[i] for i in proba.argmax(1).tolist()]
 
     per_pair, agree, frames = [], 0, 0
+    tracks: dict[str, list[PitchTrack]] = {"converted": [], "source": [], "target": []}
     hist_source, hist_converted = np.zeros(model.quantizer.codebook_size), np.zeros(model.quantizer.codebook_size)
     with _eval_mode(model):
         for p, pred, post in zip(pairs, predicted, proba):
@@ -398,6 +403,12 @@ def evaluate_conversion(
                 target = _mono(p.target)
                 row["mcd_target"] = mel_cepstral_distortion(target, _mono(p.converted), sr)
                 row["mcd_source_target"] = mel_cepstral_distortion(target, _mono(p.source), sr)
+            for name, key, wav in _voicing_audio(p):
+                track = None if wav is None else yin(_mono(wav), sr)
+                if track is not None:
+                    tracks[name].append(track)
+                row[f"voiced_{key}"] = None if track is None else track.voiced_fraction
+                row[f"f0_{key}_hz"] = None if track is None else track.median_f0
             per_pair.append(row)
 
     known_source = [r for r in per_pair if r["source_speaker"] in clf.speakers]
@@ -411,8 +422,14 @@ def evaluate_conversion(
         reconstruction = {
             "mcd": float(np.mean([s["mcd"] for s in scores])),
             "log_mel_distance_db": float(np.mean([s["log_mel_distance_db"] for s in scores])),
+            "voiced_resynthesis": _pooled_voicing([yin(_mono(b), sr) for _, b in reconstructions])[0],
+            "voiced_original": _pooled_voicing([yin(_mono(a), sr) for a, _ in reconstructions])[0],
             "n": len(scores),
         }
+    voicing: dict[str, Any] = {}
+    for name, key, _ in _voicing_audio(pairs[0]):
+        voicing[f"voiced_{key}"], voicing[f"f0_{key}_hz"] = _pooled_voicing(tracks[name])
+    voicing["n_target_real"] = len(tracks["target"])
     return {
         "sample_rate": sr,
         "n_pairs": len(pairs),
@@ -438,11 +455,30 @@ def evaluate_conversion(
             "mcd_target": float(np.mean([r["mcd_target"] for r in parallel])) if parallel else None,
             "mcd_source_target": float(np.mean([r["mcd_source_target"] for r in parallel])) if parallel else None,
             "n_parallel": len(parallel),
+            "mcd_definition": MCD_DEFINITION,
+            "mcd_alpha": mcep_alpha(sr),
             **_word_error_rates(pairs, per_pair, texts, recognizer, sr),
         },
+        "voicing": voicing,
         "reconstruction": reconstruction,
         "pairs": per_pair,
     }
+
+
+def _voicing_audio(p: ConversionPair) -> tuple[tuple[str, str, Tensor | None], ...]:
+    """(name, result key, waveform or None) of the recordings of a pair whose voicing is reported."""
+    return (
+        ("converted", "converted", p.converted),
+        ("source", "source_real", p.source),
+        ("target", "target_real", p.target),
+    )
+
+
+def _pooled_voicing(tracks: Sequence[PitchTrack]) -> tuple[float | None, float | None]:
+    """(voiced frames / frames, median f0 in Hz over voiced frames) of several YIN tracks, frames pooled."""
+    voiced = np.concatenate([t.voiced for t in tracks]) if tracks else np.zeros(0, dtype=bool)
+    f0 = np.concatenate([t.f0[t.voiced] for t in tracks]) if tracks else np.zeros(0)
+    return (float(voiced.mean()) if voiced.size else None), (float(np.median(f0)) if f0.size else None)
 
 
 def _word_error_rates(
@@ -489,34 +525,49 @@ def format_conversion_report(result: Mapping[str, Any]) -> str:
     spk, content, rec = result["speaker"], result["content"], result["reconstruction"]
     lines = [
         f"conversion: {result['n_pairs']} pairs; speaker classifier over {len(spk['speakers'])} speakers, "
-        f"held-out accuracy {_rate(spk['classifier_accuracy'])} % "
+        f"held-out accuracy {percent(spk['classifier_accuracy'])} % "
         f"({spk['classifier_held_out_utterances']} utterances), "
-        f"{_rate(spk.get('classifier_accuracy_noisy'))} % with white noise at {CHECK_SNR_DB:g} dB SNR",
-        f"  classified as target     {_rate(spk['target_rate']):>6} %   "
-        f"(mean target posterior {_num(spk['target_posterior'])})",
-        f"  classified as source     {_rate(spk['source_rate']):>6} %   "
+        f"{percent(spk.get('classifier_accuracy_noisy'))} % with white noise at {CHECK_SNR_DB:g} dB SNR",
+        f"  classified as target     {percent(spk['target_rate']):>6} %   "
+        f"(mean target posterior {number(spk['target_posterior'])})",
+        f"  classified as source     {percent(spk['source_rate']):>6} %   "
         f"({spk['n_source_known']} pairs with a known source)",
-        f"  code agreement           {_rate(content['code_agreement']):>6} %   "
-        f"(chance {_rate(content['code_agreement_chance'])} %, {content['n_frames']} frames)",
+        f"  code agreement           {percent(content['code_agreement']):>6} %   "
+        f"(chance {percent(content['code_agreement_chance'])} %, {content['n_frames']} frames)",
     ]
     if content["n_parallel"]:
         lines.append(
-            f"  MCD to parallel target   {_num(content['mcd_target'], 2):>6} dB  "
-            f"(source vs target {_num(content['mcd_source_target'], 2)} dB, {content['n_parallel']} pairs)"
+            f"  MCD to parallel target   {number(content['mcd_target'], 2):>6} dB  "
+            f"(source vs target {number(content['mcd_source_target'], 2)} dB, {content['n_parallel']} pairs; "
+            f"SPTK-style mel-cepstra, order 24, alpha {content.get('mcd_alpha', '-')}, c0 excluded, DTW)"
+        )
+    voicing = result.get("voicing")
+    if voicing:
+        lines.append(
+            f"  voiced frames converted  {percent(voicing['voiced_converted']):>6} %   "
+            f"(real source {percent(voicing['voiced_source_real'])} %, "
+            f"real target {percent(voicing['voiced_target_real'])} %; YIN)"
+        )
+        lines.append(
+            f"  median f0 converted      {number(voicing['f0_converted_hz'], 0):>6} Hz  "
+            f"(real target {number(voicing['f0_target_real_hz'], 0)} Hz, "
+            f"real source {number(voicing['f0_source_real_hz'], 0)} Hz)"
         )
     if content.get("n_wer"):
         lines.append(
-            f"  WER converted            {_rate(content['wer_converted']):>6} %   "
-            f"(source real {_rate(content['wer_source_real'])} %, {content['n_wer']} pairs)"
+            f"  WER converted            {percent(content['wer_converted']):>6} %   "
+            f"(source real {percent(content['wer_source_real'])} %, {content['n_wer']} pairs)"
         )
     if content.get("n_wer_target"):
         lines.append(
-            f"  WER target real          {_rate(content['wer_target_real']):>6} %   "
+            f"  WER target real          {percent(content['wer_target_real']):>6} %   "
             f"(same sentence, target speaker's reading; {content['n_wer_target']} pairs)"
         )
     if rec:
         lines.append(
-            f"  reconstruction           MCD {_num(rec['mcd'], 2)} dB, log-mel {_num(rec['log_mel_distance_db'], 2)} dB"
+            f"  reconstruction           MCD {number(rec['mcd'], 2)} dB, "
+            f"log-mel {number(rec['log_mel_distance_db'], 2)} dB, voiced {percent(rec.get('voiced_resynthesis'))} % "
+            f"(original {percent(rec.get('voiced_original'))} %)"
             f" ({rec['n']} utterances)"
         )
     return "\n".join(lines)

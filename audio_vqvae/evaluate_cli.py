@@ -6,10 +6,10 @@ import argparse
 import json
 import random
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from .alignment import PhoneSegment, read_phone_table, read_textgrid
 from .audio import load_audio
@@ -24,24 +24,11 @@ from .evaluate import (
     format_units_report,
 )
 from .fileio import atomic_write_text
-from .manifest import SPLITS, Utterance, read_lines, read_manifest
+from .jobs import RealTimeBar
+from .manifest import SPLITS, Utterance, read_manifest
 from .model import VQVAE
+from .pairs import pair_fields, spread
 from .prepare import normalize_text
-
-
-def spread(rows: list[Utterance], limit: int | None) -> list[Utterance]:
-    """At most ``limit`` rows, taken round robin over the speakers so every speaker is in (deterministic)."""
-    if limit is None or len(rows) <= limit:
-        return list(rows)
-    by_speaker: dict[str, list[Utterance]] = defaultdict(list)
-    for row in rows:
-        by_speaker[row.speaker].append(row)
-    picked: list[Utterance] = []
-    while len(picked) < limit:
-        for speaker in sorted(by_speaker):
-            if by_speaker[speaker] and len(picked) < limit:
-                picked.append(by_speaker[speaker].pop(0))
-    return picked
 
 
 def split_rows(data_dir: Path, split: str, limit: int | None = None) -> list[Utterance]:
@@ -62,10 +49,15 @@ def read_alignments(path: Path, ids: set[str]) -> dict[str, list[PhoneSegment]]:
     return {k: v for k, v in read_phone_table(path).items() if k in ids}
 
 
-def items(rows: list[Utterance], model: VQVAE, max_seconds: float | None = None) -> list[tuple[str, torch.Tensor, str]]:
-    """(id, (T,) waveform at the model rate, speaker) for each row, cropped to ``max_seconds``."""
+def items(
+    rows: list[Utterance], model: VQVAE, max_seconds: float | None = None, desc: str | None = None
+) -> list[tuple[str, torch.Tensor, str]]:
+    """(id, (T,) waveform at the model rate, speaker) for each row, cropped to ``max_seconds``.
+
+    ``desc`` names a progress bar over the files (tqdm, off when stderr is not a terminal); None: no bar.
+    """
     out = []
-    for row in rows:
+    for row in tqdm(rows, unit="file", desc=desc, disable=None if desc else True):
         wav = load_audio(row.path, model.sample_rate, min_samples=model.hop_length)
         if max_seconds:
             wav = wav[: int(max_seconds * model.sample_rate)]
@@ -103,7 +95,11 @@ def unit_inputs(
     aligned = read_alignments(table, {r.id for r in train_rows + eval_rows})
     if not aligned:
         raise ManifestError(f"{table}: no alignment for any evaluated utterance")
-    return items(train_rows, model), items(eval_rows, model), aligned
+    return (
+        items(train_rows, model, desc=f"load {train_split}"),
+        items(eval_rows, model, desc=f"load {eval_split}"),
+        aligned,
+    )
 
 
 def cmd_units(args: argparse.Namespace) -> int:
@@ -127,6 +123,7 @@ def cmd_units(args: argparse.Namespace) -> int:
         abx_context=args.abx_context,
         abx_representation=args.abx_representation,
         seed=args.seed,
+        save_baseline=args.save_baseline,
     )
     result["checkpoint"] = str(args.ckpt)
     return write_report(result, format_units_report(result), args.out)
@@ -149,14 +146,9 @@ def conversion_pairs(
 
 def read_pair_file(path: Path, rows: dict[str, Utterance]) -> list[tuple[Utterance, str]]:
     """Lines ``source_id target_speaker``; ids are utterance ids of the corpus manifests."""
-    if not path.is_file():
-        raise InputNotFoundError(f"{path}: pairs file not found")
     pairs = []
-    for lineno, line in enumerate(read_lines(path), 1):
-        parts = line.split()
-        if not parts or parts[0].startswith("#"):
-            continue
-        if len(parts) < 2 or parts[0] not in rows:
+    for lineno, _, parts in pair_fields(path):
+        if len(parts) < 2 or not all(parts) or parts[0] not in rows:
             raise ManifestError(f"{path}:{lineno}: expected 'utterance_id target_speaker' with an id of the corpus")
         pairs.append((rows[parts[0]], parts[1]))
     return pairs
@@ -219,19 +211,25 @@ def run_conversion(
             f"and audio (its own and the parallel target's) no longer than --max-seconds {max_seconds}"
         )
     start = time.perf_counter()
-    sources = items([row for row, _ in pairs], model, max_seconds)
-    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
-    options = {"batch_size": batch_size, "temperature": temperature, "generator": generator}
-    converted = convert_all(model, [w for _, w, _ in sources], [t for _, t in pairs], **options)
+    sources = items([row for row, _ in pairs], model, max_seconds, desc="load sources")
     recon_sources = sources[:reconstructions]
-    recon = convert_all(model, [w for _, w, _ in recon_sources], [s for _, _, s in recon_sources], **options)
+    hop = model.hop_length
+    # one bar over all generation, as convert's: seconds of audio and the real-time factor
+    bar = RealTimeBar(sum(w.numel() // hop * hop for _, w, _ in sources + recon_sources), model.sample_rate, "generate")
+    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+    options = {"batch_size": batch_size, "temperature": temperature, "generator": generator, "progress": bar}
+    try:
+        converted = convert_all(model, [w for _, w, _ in sources], [t for _, t in pairs], **options)
+        recon = convert_all(model, [w for _, w, _ in recon_sources], [s for _, _, s in recon_sources], **options)
+    finally:
+        bar.close()
     generated = time.perf_counter()
     conv_pairs = []
     for (row, target), (_, wav, _), out, parallel in zip(pairs, sources, converted, parallels):
         target_wav = items([parallel], model, max_seconds)[0][1] if parallel else None
         conv_pairs.append(ConversionPair(out, wav, row.speaker, target, target_wav))
     real_rows = split_rows(data, real_split, real_per_speaker * max(1, len(model.speakers)))
-    real = items(real_rows, model, max_seconds)
+    real = items(real_rows, model, max_seconds, desc="load real speech")
     result = evaluate_conversion(
         model,
         conv_pairs,
@@ -333,6 +331,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     u.add_argument("--exclude-silence", action="store_true", help="drop silence frames from mapping and purity")
     u.add_argument("--abx-context", choices=["within", "any"], default="within")
     u.add_argument("--abx-representation", choices=["vectors", "onehot"], default="vectors")
+    u.add_argument(
+        "--save-baseline",
+        metavar="PATH",
+        help="write the fitted MFCC k-means baseline with joblib (scikit-learn; predict() on MFCC frames)",
+    )
     u.set_defaults(func=cmd_units)
 
     c = tasks.add_parser(

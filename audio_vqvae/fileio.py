@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from .errors import AudioVQVAEError, FolderInUseError
+from .errors import AudioVQVAEError, FolderInUseError, OutputExistsError
 
 try:
     import fcntl
@@ -41,12 +41,13 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None], overwrite: bool = True) -> Path:
     """Call ``write(f)`` on a temporary binary file beside ``path``, fsync it, then rename it to ``path``.
 
     The new file gets the usual permissions (0666 less the umask), not mkstemp's 0600, and the
     rename is made durable by fsyncing the folder. On any error the temporary file is removed and
-    an existing ``path`` is left untouched.
+    an existing ``path`` is left untouched. Without ``overwrite`` the file is moved in by
+    ``move_no_clobber``: an OutputExistsError if ``path`` exists, even one created meanwhile.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -57,12 +58,29 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            move_no_clobber(Path(tmp), path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_folder(path.parent)
     return path
+
+
+def move_no_clobber(src: Path, dst: Path) -> None:
+    """Move ``src`` to ``dst`` unless ``dst`` exists, atomically where the file system has hard links."""
+    try:
+        os.link(src, dst)  # fails with FileExistsError if dst exists, even one created a moment ago
+    except FileExistsError:
+        raise OutputExistsError(f"{dst}: already exists; pass overwrite=True to replace it") from None
+    except OSError:  # no hard links here (some network or FAT file systems): check, then move
+        if dst.exists():
+            raise OutputExistsError(f"{dst}: already exists; pass overwrite=True to replace it") from None
+        os.replace(src, dst)
+    else:
+        src.unlink()
 
 
 def fsync_folder(folder: str | Path) -> None:
@@ -106,7 +124,7 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
             m = _TEMPORARY.match(entry.name)
             if m is None:
                 if parent == folder and entry.is_dir() and not entry.is_symlink():
-                    sweep(entry)  # npy/, vectors/, ...: one level down
+                    sweep(entry)  # codes/, vectors/, ...: one level down
             elif int(m["pid"]) != os.getpid() and not _alive(int(m["pid"])):
                 if entry.is_dir() and not entry.is_symlink():
                     shutil.rmtree(entry, ignore_errors=True)

@@ -22,12 +22,24 @@ from torch import Tensor
 from tqdm import tqdm
 
 from .allocator import keep_freed_memory
-from .errors import InputNotFoundError, ManifestError, OutputExistsError, SpeakerError, TokenFormatError, UsageError
+from .encode_inputs import encode_inputs
+from .errors import ManifestError, OutputExistsError, SpeakerError, TokenFormatError, UsageError
 from .fileio import folder_lock
 from .inference import input_ids, input_samples, iter_decode_pieces, iter_tokens
-from .manifest import read_lines, read_manifest
+from .manifest import read_manifest
 from .model import VQVAE
-from .tokens import TokenWriter, check_id, file_sha256, model_metadata, output_paths, read_metadata, read_tokens
+from .pairs import pair_fields
+from .tokens import (
+    VECTOR_FORMATS,
+    TokenWriter,
+    check_formats,
+    check_id,
+    file_sha256,
+    model_metadata,
+    output_paths,
+    read_metadata,
+    read_tokens,
+)
 from .wav_writer import WavWriter
 from .windows import BATCH_SECONDS, CHUNK_SECONDS
 
@@ -52,13 +64,8 @@ def read_pairs(path: str | Path, out_dir: str | Path) -> list[SpeechJob]:
     and gets ``.wav`` when it has no extension.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputNotFoundError(f"{path}: pairs file not found")
     jobs = []
-    for lineno, line in enumerate(read_lines(path), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        fields = [f.strip() for f in line.split("\t")] if "\t" in line else line.split()
+    for lineno, line, fields in pair_fields(path):
         if len(fields) not in (2, 3) or not all(fields):
             raise ManifestError(f"{path}:{lineno}: expected 'source_path target_speaker [output_name]', got {line!r}")
         source = Path(fields[0]) if Path(fields[0]).is_absolute() else path.parent / fields[0]
@@ -239,46 +246,43 @@ def generate_speech(
 def encode_files(
     model: VQVAE,
     out_dir: str | Path,
-    files: Sequence[str] = (),
+    files: Sequence[str | Path] = (),
     manifest: str | Path | None = None,
     *,
     formats: Sequence[str] = ("units",),
     dedup: bool = False,
     vectors: str = "quantized",
+    zerospeech_meta: dict | None = None,
     force: bool = False,
     chunk_seconds: float = CHUNK_SECONDS,
     batch_seconds: float = BATCH_SECONDS,
 ) -> Path:
-    """Write the tokens of audio files (or of a manifest's rows) in the chosen formats.
+    """Write the tokens of audio files, folders (recursive) or a manifest's rows in the chosen formats.
 
-    All files are staged and moved into ``out_dir`` at the end (``tokens.TokenWriter``): a run
+    Inputs and ids as ``encode_inputs.encode_inputs`` makes them (a folder's files keep their relative
+    paths). All files are staged and moved into ``out_dir`` at the end (``tokens.TokenWriter``): a run
     that fails (an unreadable or NaN file found late, an interrupt) leaves ``out_dir`` as it was.
 
+    Args:
+        vectors: ``quantized`` or ``continuous``, for the ``vectors`` and ``zerospeech`` formats.
+        zerospeech_meta: meta.yaml fields of the ``zerospeech`` format (author, affiliation, ...).
     Returns:
         The metadata file ``tokens.json``.
     """
-    if manifest is not None:
-        if files:
-            raise UsageError("give either a --manifest or files, not both")
-        rows = read_manifest(manifest)
-        if not rows:
-            raise ManifestError(f"{manifest}: no utterances")
-        sources, ids = [r.path for r in rows], [check_id(r.id) for r in rows]
-    elif files:
-        sources, ids = list(files), input_ids(files)
-    else:
-        raise UsageError("nothing to encode: give files or a --manifest")
+    sources, ids = encode_inputs(files, manifest)
     if vectors not in ("quantized", "continuous"):
         raise UsageError(f"--vectors must be quantized or continuous, got {vectors!r}")
+    formats = check_formats(formats)
     for s in sources:
         input_samples(s, model.sample_rate, model.hop_length)  # unreadable or short files fail before any work
     outputs = output_paths(out_dir, ids, formats, dedup)
     claim_outputs(outputs, force)
-    latents = vectors if "vectors" in formats else None
+    latents = vectors if any(f in VECTOR_FORMATS for f in formats) else None
     metadata = model_metadata(model) | {"vectors": latents}
     start, audio = time.perf_counter(), 0
     keep_freed_memory()  # each encoder pass reuses the last one's memory (allocator.py)
-    with folder_lock(out_dir), TokenWriter(out_dir, formats, dedup, model.quantizer.codebook_size) as writer:
+    K = model.quantizer.codebook_size
+    with folder_lock(out_dir), TokenWriter(out_dir, formats, dedup, K, zerospeech=zerospeech_meta) as writer:
         claim_outputs(outputs, force)  # again, now that no other job can write there
         tokens = iter_tokens(
             model, sources, ids, latents=latents, chunk_seconds=chunk_seconds, batch_seconds=batch_seconds

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from .alignment import PhoneSegment, write_phone_table
 from .audio import AudioError, audio_info, is_silent, load_audio, save_audio, trim_silence
@@ -241,12 +242,14 @@ def prepare_audio(
     stamp_mtime = stamp_path.stat().st_mtime
 
     jobs = [(src, str(out_dir), opts, stamp_mtime) for src in sources]
+    bar = {"total": len(jobs), "unit": "file", "desc": "prepare", "disable": None}  # as encode's: off without a tty
     if opts.workers > 0 and len(jobs) > 1:
         # spawn, not fork: forking a process that has used torch's thread pools can deadlock.
         with multiprocessing.get_context("spawn").Pool(opts.workers, initializer=_worker_init) as pool:
-            results = pool.map(_prepare_one, jobs, chunksize=max(1, len(jobs) // (8 * opts.workers)))
+            chunksize = max(1, len(jobs) // (8 * opts.workers))
+            results = list(tqdm(pool.imap(_prepare_one, jobs, chunksize=chunksize), **bar))  # imap keeps the order
     else:
-        results = [_prepare_one(job) for job in jobs]
+        results = [_prepare_one(job) for job in tqdm(jobs, **bar)]
 
     rows: dict[str, Utterance] = {}
     report = PrepareReport()

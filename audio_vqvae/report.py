@@ -1,4 +1,4 @@
-"""Recipe helpers: conversion pair lists, and the demo's markdown report with PNG pictures.
+"""Recipe helpers: conversion pair lists, and the demo's report (markdown and HTML) with PNG pictures.
 
 Command line (used by recipes/*/run.sh):
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -18,44 +19,35 @@ from pathlib import Path
 import numpy as np
 
 from audio_vqvae.errors import AudioVQVAEError, ManifestError
+from audio_vqvae.fileio import atomic_write, atomic_write_text
 from audio_vqvae.manifest import SPLITS, Utterance, read_manifest, read_speakers
+from audio_vqvae.pairs import choose_pairs
+from audio_vqvae.report_doc import (
+    Audio,
+    Block,
+    Bullets,
+    Code,
+    Heading,
+    Image,
+    Paragraph,
+    Strong,
+    Table,
+    Text,
+    to_html,
+    to_markdown,
+)
+from audio_vqvae.tables import number, percent, unit_rows
 
 SYNTHETIC_NOTE = (
-    "**The corpus is SYNTHETIC**: formant-synthesised speech-like audio from `audio-vqvae prepare synthetic`, "
-    "not real speech. The figures below show that the pipeline works end to end; they say nothing "
-    "about quality on real speech."
+    Strong("The corpus is SYNTHETIC"),
+    ": formant-synthesised speech-like audio from ",
+    Code("audio-vqvae prepare synthetic"),
+    ", not real speech. The figures below show that the pipeline works end to end; they say nothing "
+    "about quality on real speech.",
 )
 
 
 # -- pairs ---------------------------------------------------------------------------------------
-
-
-def choose_pairs(
-    rows: Sequence[Utterance], speakers: Sequence[str], n_sources: int = 4, n_targets: int = 1
-) -> list[tuple[Utterance, str]]:
-    """Held-out sources spread over the speakers, each converted to the next ``n_targets`` speakers.
-
-    Deterministic: sources are taken round-robin over speakers in id order; targets follow the source
-    speaker cyclically in ``speakers`` order (never the source speaker itself).
-
-    Returns:
-        (source row, target speaker) pairs, ``n_sources * n_targets`` at most.
-    """
-    by_speaker: dict[str, list[Utterance]] = {}
-    for row in sorted(rows, key=lambda r: r.id):
-        by_speaker.setdefault(row.speaker, []).append(row)
-    sources: list[Utterance] = []
-    while len(sources) < n_sources and any(by_speaker.values()):
-        for spk in sorted(by_speaker):
-            if by_speaker[spk] and len(sources) < n_sources:
-                sources.append(by_speaker[spk].pop(0))
-    pairs = []
-    for row in sources:
-        others = [s for s in speakers if s != row.speaker]
-        start = speakers.index(row.speaker) if row.speaker in speakers else 0
-        others = sorted(others, key=lambda s: (speakers.index(s) - start) % len(speakers))
-        pairs += [(row, target) for target in others[:n_targets]]
-    return pairs
 
 
 def write_pairs(
@@ -71,24 +63,9 @@ def write_pairs(
     pairs = choose_pairs(rows, speakers, n_sources, n_targets)
     if not pairs:
         raise ManifestError(f"{manifest}: need at least two speakers to convert between")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(f"{Path(r.path).resolve()}\t{t}\n" for r, t in pairs), encoding="utf-8")
+    atomic_write_text(out, "".join(f"{Path(r.path).resolve()}\t{t}\n" for r, t in pairs))
     if eval_out is not None:
-        eval_out.parent.mkdir(parents=True, exist_ok=True)
-        eval_out.write_text("".join(f"{r.id} {t}\n" for r, t in pairs), encoding="utf-8")
-    return pairs
-
-
-def read_pairs(path: Path) -> list[tuple[Path, str, str]]:
-    """(source path, target speaker, output name) from a ``convert --pairs`` file."""
-    pairs = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        parts = line.split("\t") if "\t" in line else line.split()
-        source = Path(parts[0]) if Path(parts[0]).is_absolute() else path.parent / parts[0]
-        name = parts[2] if len(parts) > 2 else f"{source.stem}_to_{parts[1]}.wav"
-        pairs.append((source, parts[1], name))
+        atomic_write_text(eval_out, "".join(f"{r.id} {t}\n" for r, t in pairs))
     return pairs
 
 
@@ -129,7 +106,7 @@ def plot_spectrograms(panels: Sequence[tuple[str, Path]], out: Path) -> Path:
         ax.set_ylabel("kHz")
     axes[-1, 0].set_xlabel("seconds")
     fig.tight_layout()
-    fig.savefig(out, dpi=90)
+    atomic_write(out, lambda f: fig.savefig(f, format="png", dpi=90))
     plt.close(fig)
     return out
 
@@ -146,7 +123,7 @@ def plot_code_usage(counts: Counter, codebook_size: int, out: Path) -> Path:
     ax.set_xlabel("codes, most used first")
     ax.set_ylabel("% of frames")
     fig.tight_layout()
-    fig.savefig(out, dpi=90)
+    atomic_write(out, lambda f: fig.savefig(f, format="png", dpi=90))
     plt.close(fig)
     return out
 
@@ -180,9 +157,10 @@ def plot_training(scalars: dict[str, tuple[np.ndarray, np.ndarray]], out: Path) 
             right.plot(*scalars[tag], label=label)
     right.set_xlabel("step")
     right.set_title("codebook use, per logging window", fontsize=9)
-    right.legend(fontsize=8)
+    if right.lines:  # no codebook scalars logged: no legend (matplotlib warns about an empty one)
+        right.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out, dpi=90)
+    atomic_write(out, lambda f: fig.savefig(f, format="png", dpi=90))
     plt.close(fig)
     return out
 
@@ -190,65 +168,108 @@ def plot_training(scalars: dict[str, tuple[np.ndarray, np.ndarray]], out: Path) 
 # -- report --------------------------------------------------------------------------------------
 
 
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}"
-
-
-def _num(x: float | None, digits: int = 2) -> str:
-    return "-" if x is None else f"{x:.{digits}f}"
-
-
-def units_table(metrics: dict) -> list[str]:
-    model, base = metrics["model"], metrics["baseline"]
-    rows = [
-        ("phone accuracy (%)", "phone_accuracy", _pct),
-        ("phone purity (%)", "phone_purity", _pct),
-        ("cluster purity (%)", "cluster_purity", _pct),
-        ("PNMI", "pnmi", lambda x: _num(x, 3)),
-        (f"ABX within speaker, error (%) [{metrics.get('abx_context')} context]", "abx_within", _pct),
-        (f"ABX across speakers, error (%) [{metrics.get('abx_context')} context]", "abx_across", _pct),
-        ("bitrate (bit/s)", "bitrate", lambda x: _num(x, 1)),
-        ("bitrate, deduplicated (bit/s)", "bitrate_dedup", lambda x: _num(x, 1)),
-        ("codes used", "codes_used", lambda x: "-" if x is None else str(int(x))),
-    ]
-    lines = ["| metric | model | MFCC k-means baseline |", "| --- | ---: | ---: |"]
-    lines += [f"| {name} | {fmt(model.get(key))} | {fmt(base.get(key))} |" for name, key, fmt in rows]
-    lines.append("")
-    lines.append(
-        f"{metrics.get('n_eval_utterances')} held-out utterances ({_num(metrics.get('eval_seconds'), 1)} s), "
-        f"K = {metrics.get('codebook_size')}, frame rate {_num(metrics.get('frame_rate_hz'), 0)} Hz; "
-        f"baseline: {metrics.get('baseline_description')}; majority-phone accuracy "
-        f"{_pct(model.get('majority_phone_accuracy'))} %."
+def units_table(metrics: dict) -> list[Block]:
+    """The model beside the MFCC k-means baseline, one row per unit metric (``tables.UNIT_ROWS``)."""
+    rows = tuple(tuple(r) for r in unit_rows(metrics))
+    note = (
+        f"{metrics.get('n_eval_utterances')} held-out utterances ({number(metrics.get('eval_seconds'), 1)} s), "
+        f"K = {metrics.get('codebook_size')}, frame rate {number(metrics.get('frame_rate_hz'), 0)} Hz; "
+        f"ABX with {metrics.get('abx_context')} context; baseline: {metrics.get('baseline_description')}."
     )
-    return lines
+    return [Table(("metric", "model", "MFCC k-means baseline"), rows, "lrr"), Paragraph(note)]
 
 
-def conversion_table(metrics: dict) -> list[str]:
+def conversion_table(metrics: dict) -> list[Block]:
     spk, content = metrics.get("speaker", {}), metrics.get("content", {})
-    rec = metrics.get("reconstruction") or {}
-    rows = [
-        ("speaker classifier accuracy on real held-out speech (%)", _pct(spk.get("classifier_accuracy"))),
-        ("the same with white noise at 10 dB SNR (%)", _pct(spk.get("classifier_accuracy_noisy"))),
-        ("conversions classified as the target speaker (%)", _pct(spk.get("target_rate"))),
-        ("conversions classified as the source speaker (%)", _pct(spk.get("source_rate"))),
+    rec, voicing = metrics.get("reconstruction") or {}, metrics.get("voicing") or {}
+    rows = (
+        ("speaker classifier accuracy on real held-out speech (%)", percent(spk.get("classifier_accuracy"))),
+        ("the same with white noise at 10 dB SNR (%)", percent(spk.get("classifier_accuracy_noisy"))),
+        ("conversions classified as the target speaker (%)", percent(spk.get("target_rate"))),
+        ("conversions classified as the source speaker (%)", percent(spk.get("source_rate"))),
         (
             "code agreement, source vs conversion (%)",
-            f"{_pct(content.get('code_agreement'))} (chance {_pct(content.get('code_agreement_chance'))})",
+            f"{percent(content.get('code_agreement'))} (chance {percent(content.get('code_agreement_chance'))})",
         ),
-        ("MCD to the target's parallel reading (dB)", _num(content.get("mcd_target"))),
-        ("MCD source vs target reading, for scale (dB)", _num(content.get("mcd_source_target"))),
-        ("reconstruction MCD (dB)", _num(rec.get("mcd"))),
-        ("reconstruction log-mel distance (dB)", _num(rec.get("log_mel_distance_db"))),
-    ]
-    lines = ["| metric | value |", "| --- | ---: |"]
-    lines += [f"| {name} | {value} |" for name, value in rows]
-    lines += ["", f"{metrics.get('n_pairs')} conversion pairs."]
-    return lines
+        ("MCD to the target's parallel reading (dB)", number(content.get("mcd_target"), 2)),
+        ("MCD source vs target reading, for scale (dB)", number(content.get("mcd_source_target"), 2)),
+        (
+            "voiced frames, conversions (%)",
+            f"{percent(voicing.get('voiced_converted'))} (real target readings "
+            f"{percent(voicing.get('voiced_target_real'))})",
+        ),
+        ("reconstruction MCD (dB)", number(rec.get("mcd"), 2)),
+        ("reconstruction log-mel distance (dB)", number(rec.get("log_mel_distance_db"), 2)),
+    )
+    return [Table(("metric", "value"), rows, "lr"), Paragraph(f"{metrics.get('n_pairs')} conversion pairs.")]
 
 
 def _all_rows(data: Path) -> list[Utterance]:
     paths = [data / f"{split}.jsonl" for split in SPLITS]
     return [r for path in paths if path.is_file() for r in read_manifest(path)]
+
+
+def _training(tensorboard: Path, figures: Path) -> list[Block]:
+    scalars = read_scalars(tensorboard)
+    if not scalars:
+        return []
+    blocks: list[Block] = [
+        Heading("Training"),
+        Image("training curves", plot_training(scalars, figures / "training.png")),
+    ]
+    changes = []
+    for tag in ("loss/reconstruction", "valid/loss", "vq/codes_used_window"):
+        if tag in scalars and scalars[tag][1].size:
+            steps, values = scalars[tag]
+            changes.append((Code(tag), f": {values[0]:.3f} at step {steps[0]} -> {values[-1]:.3f} at step {steps[-1]}"))
+    return blocks + ([Bullets(tuple(changes))] if changes else [])
+
+
+def _code_usage(tokens: Path, figures: Path, folder: Path) -> list[Block]:
+    from audio_vqvae.tokens import read_metadata, read_tokens
+
+    codes = read_tokens(tokens / "units.txt")
+    meta = read_metadata(tokens) or {}
+    counts = Counter(int(c) for _, frames in codes for c in frames.tolist())
+    size = int(meta.get("codebook_size") or (max(counts) + 1))
+    picture = plot_code_usage(counts, size, figures / "code_usage.png")
+    where = Code(os.path.relpath(tokens.resolve(), folder.resolve()))
+    return [Image("code usage", picture), Paragraph(("Tokens: ", where, f" ({len(codes)} utterances)."))]
+
+
+def _converted(data: Path, converted: Path, pairs: Path, figures: Path) -> list[Block]:
+    """A table of every conversion (source, target speaker, output, the target's own reading) and the
+    spectrograms of the first pair whose output exists."""
+    from audio_vqvae.jobs import read_pairs  # the names `audio-vqvae convert --pairs` wrote
+
+    rows = _all_rows(data)
+    by_path = {Path(r.path).resolve(): r for r in rows}
+    table, picture = [], None
+    for job in read_pairs(pairs, converted):
+        source, target, out_wav = job.source, job.speaker, job.output
+        src_row = by_path.get(source.resolve())
+        reading = None
+        if src_row is not None and src_row.text:
+            same = [r for r in rows if r.speaker == target and r.text == src_row.text]
+            reading = Path(same[0].path) if same else None
+        cells: tuple[Text, ...] = (
+            Audio(source) if source.is_file() else (Code(source.name), " (missing)"),
+            target,
+            Audio(out_wav) if out_wav.is_file() else (Code(out_wav.name), " (missing)"),
+            Audio(reading) if reading is not None and reading.is_file() else "-",
+        )
+        table.append(cells)
+        if picture is None and out_wav.is_file():
+            src_name = src_row.speaker if src_row else "source"
+            panels = [(f"source ({src_name}): {source.name}", source), (f"converted to {target}", out_wav)]
+            if reading is not None:
+                panels.append((f"target speaker {target} reading the same sentence: {reading.name}", reading))
+            picture = plot_spectrograms(panels, figures / "spectrograms.png")
+    header = ("source", "target speaker", "converted", "target's own reading")
+    blocks: list[Block] = [Paragraph("Converted audio:"), Table(header, tuple(table))]
+    if picture is not None:
+        blocks += [Paragraph("Spectrograms of the first pair:"), Image("spectrograms", picture)]
+    return blocks
 
 
 def write_report(
@@ -264,7 +285,11 @@ def write_report(
     title: str = "audio_vqvae demo report",
     synthetic: bool = False,
 ) -> Path:
-    """Write ``out`` (markdown) and its PNG pictures beside it; parts whose inputs are missing are skipped.
+    """Write ``out`` (markdown), the same report as HTML beside it (``.html``, audio playable in the
+    page) and their PNG pictures; parts whose inputs are missing are skipped.
+
+    Every link is relative to the report's folder, so the report still works after the folder,
+    with the corpus and outputs it points to, is moved or copied elsewhere.
 
     Args:
         out: the report path, e.g. ``EXP/report.md``; pictures go to ``EXP/figures/``.
@@ -274,71 +299,29 @@ def write_report(
         tokens: an ``audio-vqvae encode`` folder holding units.txt (code usage histogram).
         converted, pairs: the ``audio-vqvae convert --pairs`` output folder and its pairs file.
         synthetic: say plainly that the corpus is synthetic.
+    Returns:
+        The markdown report's path.
     """
     out = Path(out)
-    figures = out.parent / "figures"
+    folder = out.parent
+    figures = folder / "figures"
     figures.mkdir(parents=True, exist_ok=True)
-    rel = lambda p: Path(p).resolve().relative_to(out.parent.resolve()).as_posix()  # noqa: E731
-    md = [f"# {title}", ""]
-    if synthetic:
-        md += [SYNTHETIC_NOTE, ""]
-    md += [f"Corpus: `{data}`.", ""]
-
+    blocks: list[Block] = [Paragraph(SYNTHETIC_NOTE)] if synthetic else []
+    blocks.append(Paragraph(("Corpus: ", Code(os.path.relpath(Path(data).resolve(), folder.resolve())), ".")))
     if tensorboard is not None and Path(tensorboard).is_dir():
-        scalars = read_scalars(Path(tensorboard))
-        if scalars:
-            picture = plot_training(scalars, figures / "training.png")
-            md += ["## Training", "", f"![training curves]({rel(picture)})", ""]
-            for tag in ("loss/reconstruction", "valid/loss", "vq/codes_used_window"):
-                if tag in scalars and scalars[tag][1].size:
-                    steps, values = scalars[tag]
-                    md.append(f"- `{tag}`: {values[0]:.3f} at step {steps[0]} -> {values[-1]:.3f} at step {steps[-1]}")
-            md.append("")
-
+        blocks += _training(Path(tensorboard), figures)
     if units_json is not None and Path(units_json).is_file():
-        md += ["## Units (held-out test split)", "", *units_table(json.loads(Path(units_json).read_text())), ""]
+        metrics = json.loads(Path(units_json).read_text(encoding="utf-8"))
+        blocks += [Heading("Units (held-out test split)"), *units_table(metrics)]
     if tokens is not None and (Path(tokens) / "units.txt").is_file():
-        from audio_vqvae.tokens import read_metadata, read_tokens
-
-        codes = read_tokens(Path(tokens) / "units.txt")
-        meta = read_metadata(tokens) or {}
-        counts = Counter(int(c) for _, frames in codes for c in frames.tolist())
-        size = int(meta.get("codebook_size") or (max(counts) + 1))
-        picture = plot_code_usage(counts, size, figures / "code_usage.png")
-        md += [f"![code usage]({rel(picture)})", ""]
-        md += [f"Tokens: `{Path(tokens).resolve()}` ({len(codes)} utterances).", ""]
-
+        blocks += _code_usage(Path(tokens), figures, folder)
     if conversion_json is not None and Path(conversion_json).is_file():
-        md += ["## Voice conversion", "", *conversion_table(json.loads(Path(conversion_json).read_text())), ""]
+        metrics = json.loads(Path(conversion_json).read_text(encoding="utf-8"))
+        blocks += [Heading("Voice conversion"), *conversion_table(metrics)]
     if pairs is not None and converted is not None and Path(pairs).is_file():
-        rows = _all_rows(Path(data))
-        by_path = {Path(r.path).resolve(): r for r in rows}
-        md += ["Converted audio:", "", "| source | target speaker | converted | target's own reading |"]
-        md += ["| --- | --- | --- | --- |"]
-        picture = None
-        for source, target, name in read_pairs(Path(pairs)):
-            out_wav = Path(converted) / name
-            src_row = by_path.get(source.resolve())
-            reading = None
-            if src_row is not None and src_row.text:
-                same = [r for r in rows if r.speaker == target and r.text == src_row.text]
-                reading = Path(same[0].path) if same else None
-            md.append(
-                f"| `{source.resolve()}` | {target} | `{out_wav.resolve()}`{'' if out_wav.is_file() else ' (missing)'} "
-                f"| {'`' + str(reading.resolve()) + '`' if reading else '-'} |"
-            )
-            if picture is None and out_wav.is_file():
-                src_name = src_row.speaker if src_row else "source"
-                panels = [(f"source ({src_name}): {source.name}", source), (f"converted to {target}", out_wav)]
-                if reading is not None:
-                    panels.append((f"target speaker {target} reading the same sentence: {reading.name}", reading))
-                picture = plot_spectrograms(panels, figures / "spectrograms.png")
-        md.append("")
-        if picture is not None:
-            md += ["Spectrograms of the first pair:", "", f"![spectrograms]({rel(picture)})", ""]
-
-    out.write_text("\n".join(md), encoding="utf-8")
-    return out
+        blocks += _converted(Path(data), Path(converted), Path(pairs), figures)
+    atomic_write_text(out.with_suffix(".html"), to_html(title, blocks, folder))
+    return atomic_write_text(out, to_markdown(title, blocks, folder))
 
 
 # -- command line --------------------------------------------------------------------------------
@@ -353,8 +336,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--eval-out", type=Path, help="pairs for `audio-vqvae evaluate conversion --pairs`")
     p.add_argument("--n-sources", type=int, default=4)
     p.add_argument("--n-targets", type=int, default=1, help="target speakers per source")
-    w = sub.add_parser("write", help="write the markdown report and its pictures")
-    w.add_argument("--out", type=Path, required=True, help="report path, e.g. EXP/report.md")
+    w = sub.add_parser("write", help="write the report (markdown, and HTML beside it) and its pictures")
+    w.add_argument("--out", type=Path, required=True, help="report path, e.g. EXP/report.md (and EXP/report.html)")
     w.add_argument("--data", type=Path, required=True, help="prepared corpus folder")
     w.add_argument("--tensorboard", type=Path)
     w.add_argument("--units-json", type=Path)

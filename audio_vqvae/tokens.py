@@ -1,19 +1,31 @@
 """Discrete units on disk: de-duplication, utterance ids, and the formats downstream tools read.
 
-Formats, all in one output folder, each written by the same code that reads it back:
+Formats (``--format``), all in one output folder, each written by the same code that reads it back:
 
-- ``npy/<id>.npy``: the frame codes of one utterance, int16 (int32 when K > 32768).
-- ``units.txt``: one line per utterance, ``id|u1 u2 u3 ...`` (fairseq / textlesslib). De-duplicated
-  units have their run lengths in ``durations.txt``, same ids in the same order, ``id|d1 d2 ...``.
-- ``units.jsonl``: one JSON object per line, ``{"id", "units"}``, plus ``"durations"`` when de-duplicated.
-- ``vectors/<id>.txt``: one frame per line, space-separated floats (ZeroSpeech 2019/2021 layout):
-  the codebook vectors of the codes, or the encoder's outputs before quantization.
+- ``units``: ``units.txt``, one line per utterance, ``id|u1 u2 u3 ...`` (fairseq / textlesslib
+  quantizer output). De-duplicated units have their run lengths in ``durations.txt``, same ids in the
+  same order, ``id|d1 d2 ...``.
+- ``bare``: ``units.bare.txt``, one utterance per line, ``u1 u2 u3 ...`` and nothing else (unit language
+  models, fairseq speech-to-speech ``load_code``), with ``ids.txt`` beside it, one id per line in the
+  same order; ``durations.bare.txt`` likewise when de-duplicated.
+- ``tsv``: ``units.tsv``, ``id<TAB>u1 u2 ...`` per line (textlesslib's ``--preserve_name`` form), and
+  ``durations.tsv`` when de-duplicated.
+- ``jsonl``: ``units.jsonl``, one JSON object per line, ``{"id", "units"}``, plus ``"durations"``.
+- ``codes``: ``codes/<id>.npy``, the frame codes of one utterance, int16 (int32 when K > 32768). These
+  are integers, not features: the folder was ``npy/`` before, and ``--format npy`` now says so.
+- ``vectors``: ``vectors/<id>.txt``, one frame per line, space-separated floats: the codebook vectors
+  of the codes, or the encoder's outputs before quantization.
+- ``zerospeech``: a ZeroSpeech 2021 phonetic submission in ``zerospeech/`` (``meta.yaml``,
+  ``phonetic/<subset>/<name>.txt`` float frames; see ``zerospeech.py``, which also validates one).
 - ``tokens.json``: what the integers mean (codebook size, hop, frame rate, sample rate, checkpoint).
 
-Utterance ids: a file's id is its name without the last extension (``a.b c.wav`` -> ``a.b c``).
-Dots and spaces are fine everywhere. Rejected, with an error naming the id: empty ids, ``.``/``..``,
-``/`` or ``\\`` (ids are file names), ``|`` (the units separator), control characters such as
-newlines and tabs, and leading or trailing whitespace (text formats would not keep it visibly).
+Utterance ids: a file's id is its name without the last extension (``a.b c.wav`` -> ``a.b c``); a file
+found in a folder given to ``encode`` keeps its path relative to that folder (``spk1/ch2/a.b c``),
+with ``/`` between the parts, and its per-file outputs go in matching subfolders
+(``codes/spk1/ch2/a.b c.npy``). Dots and spaces are fine everywhere. Rejected, with an error naming
+the id: empty ids or parts (``a//b``, ``/a``, ``a/``), ``.``/``..`` parts, ``\\`` (ids become paths),
+``|`` (the units separator), control characters such as newlines and tabs, and leading or trailing
+whitespace in any part (text formats would not keep it visibly).
 """
 
 from __future__ import annotations
@@ -33,14 +45,27 @@ from torch import Tensor
 from . import __version__
 from .errors import InputNotFoundError, TokenFormatError
 from .fileio import atomic_write, atomic_write_text, fsync_folder, read_utf8_lines, temp_path
+from .zerospeech import META as ZEROSPEECH_META
+from .zerospeech import SUBMISSION_DIR as ZEROSPEECH_DIR
+from .zerospeech import feature_relpath, meta_yaml
 
 METADATA = "tokens.json"
 UNITS = "units.txt"
 DURATIONS = "durations.txt"
+BARE_UNITS = "units.bare.txt"
+BARE_DURATIONS = "durations.bare.txt"
+IDS = "ids.txt"
+TSV_UNITS = "units.tsv"
+TSV_DURATIONS = "durations.tsv"
 JSONL = "units.jsonl"
-NPY_DIR = "npy"
+CODES_DIR = "codes"
 VECTORS_DIR = "vectors"
-FORMATS = ("npy", "units", "jsonl", "vectors")
+FORMATS = ("units", "bare", "tsv", "jsonl", "codes", "vectors", "zerospeech")
+# Formats that need the (N, D) vectors of each utterance, not only its codes.
+VECTOR_FORMATS = ("vectors", "zerospeech")
+_RENAMED = {
+    "npy": "the integer codes' format is now 'codes' (codes/<id>.npy); ZeroSpeech float features are 'zerospeech'",
+}
 
 
 @dataclass
@@ -80,49 +105,100 @@ def expand(units: Tensor, durations: Tensor) -> Tensor:
 
 
 def check_id(uid: str) -> str:
-    """Return ``uid`` if every format can hold it; raise TokenFormatError naming it otherwise."""
+    """Return ``uid`` if every format can hold it; raise TokenFormatError naming it otherwise.
+
+    ``/`` separates the parts of an id kept from a relative path (``spk1/utt 3``); each part follows the
+    rules of a file name.
+    """
     bad = None
+    parts = uid.split("/")
     if not uid or uid in (".", ".."):
         bad = "not a usable name"
-    elif "/" in uid or "\\" in uid:
-        bad = "'/' and '\\' cannot appear (ids are file names)"
+    elif "\\" in uid:
+        bad = "'\\' cannot appear (ids become paths; '/' separates their parts)"
     elif "|" in uid:
         bad = "'|' cannot appear (units files separate the id with it)"
     elif any(ord(ch) < 32 or ord(ch) == 127 for ch in uid):
         bad = "control characters (newline, tab, ...) cannot appear"
-    elif uid != uid.strip():
+    elif any(part in ("", ".", "..") for part in parts):
+        bad = "empty, '.' or '..' parts cannot appear (ids become paths under the output folder)"
+    elif any(part != part.strip() for part in parts):
         bad = "leading or trailing whitespace is not allowed"
     if bad:
         raise TokenFormatError(f"utterance id {uid!r}: {bad}")
     return uid
 
 
-def id_from_path(path: str | os.PathLike[str]) -> str:
-    """Utterance id of an audio file: its name without the last extension."""
-    return check_id(Path(path).stem)
+def id_from_path(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> str:
+    """Utterance id of an audio file: its name without the last extension, or, under a folder ``root``,
+    its relative path without the last extension with ``/`` between the parts (``spk1/a.b c``)."""
+    path = Path(path)
+    if root is None:
+        return check_id(path.stem)
+    return check_id(path.relative_to(root).with_suffix("").as_posix())
 
 
 # ---- writing ------------------------------------------------------------------------------------
+def check_formats(formats: Iterable[str]) -> list[str]:
+    """The formats without repeats, in order; unknown (or renamed) ones raise TokenFormatError."""
+    formats = list(dict.fromkeys(formats))
+    for f in formats:
+        if f in _RENAMED:
+            raise TokenFormatError(f"token format {f!r}: {_RENAMED[f]}")
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise TokenFormatError(f"unknown token format(s) {', '.join(unknown) or '(none)'}; known: {', '.join(FORMATS)}")
+    return formats
+
+
+def text_files(formats: Iterable[str], dedup: bool) -> list[str]:
+    """The one-line-per-utterance files of ``formats`` (durations with ``dedup``), in writing order."""
+    names = []
+    for f in formats:
+        if f in _TEXT:
+            units, durations, _ = _TEXT[f]
+            names += [units] + ([durations] if dedup else []) + ([IDS] if f == "bare" else [])
+        elif f == "jsonl":
+            names.append(JSONL)
+    return names
+
+
 def output_paths(out_dir: str | Path, ids: Iterable[str], formats: Iterable[str], dedup: bool) -> list[Path]:
     """Every file an encode run will write, metadata included, so existing ones can be refused first."""
     out = Path(out_dir)
-    formats = list(formats)
-    paths = [out / METADATA]
-    if "units" in formats:
-        paths += [out / UNITS] + ([out / DURATIONS] if dedup else [])
-    if "jsonl" in formats:
-        paths.append(out / JSONL)
+    formats = check_formats(formats)
+    paths = [out / METADATA] + [out / name for name in text_files(formats, dedup)]
     ids = list(ids)
-    if "npy" in formats:
-        paths += [out / NPY_DIR / f"{uid}.npy" for uid in ids]
+    if "codes" in formats:
+        paths += [out / CODES_DIR / f"{uid}.npy" for uid in ids]
     if "vectors" in formats:
         paths += [out / VECTORS_DIR / f"{uid}.txt" for uid in ids]
+    if "zerospeech" in formats:
+        paths += [out / ZEROSPEECH_DIR / ZEROSPEECH_META] + [out / ZEROSPEECH_DIR / feature_relpath(u) for u in ids]
     return paths
 
 
 def units_line(uid: str, values: Iterable[int]) -> str:
     """``id|v1 v2 ...``"""
-    return f"{uid}|{' '.join(str(int(v)) for v in values)}"
+    return f"{uid}|{bare_line(values)}"
+
+
+def bare_line(values: Iterable[int]) -> str:
+    """``v1 v2 ...``"""
+    return " ".join(str(int(v)) for v in values)
+
+
+def tsv_line(uid: str, values: Iterable[int]) -> str:
+    """``id<TAB>v1 v2 ...``"""
+    return f"{uid}\t{bare_line(values)}"
+
+
+# format: (units file, durations file, line(id, values))
+_TEXT = {
+    "units": (UNITS, DURATIONS, units_line),
+    "bare": (BARE_UNITS, BARE_DURATIONS, lambda uid, values: bare_line(values)),
+    "tsv": (TSV_UNITS, TSV_DURATIONS, tsv_line),
+}
 
 
 def save_npy(path: str | Path, codes: Tensor, codebook_size: int) -> Path:
@@ -150,47 +226,53 @@ class TokenWriter:
     Args:
         out_dir: output folder (created).
         formats: any of ``FORMATS``.
-        dedup: de-duplicate units in ``units.txt`` and ``units.jsonl`` (durations written alongside).
+        dedup: de-duplicate units in the text formats (durations written alongside).
         codebook_size: K, for the .npy integer type.
+        zerospeech: meta.yaml fields of a ``zerospeech`` submission (``zerospeech.meta_yaml``); its
+            frame_shift comes from the metadata's ``frame_rate`` given to ``close``.
     """
 
-    def __init__(self, out_dir: str | Path, formats: Iterable[str], dedup: bool, codebook_size: int):
+    def __init__(
+        self,
+        out_dir: str | Path,
+        formats: Iterable[str],
+        dedup: bool,
+        codebook_size: int,
+        zerospeech: dict | None = None,
+    ):
         self.out = Path(out_dir)
-        self.formats = list(dict.fromkeys(formats))
-        unknown = [f for f in self.formats if f not in FORMATS]
-        if unknown or not self.formats:
-            raise TokenFormatError(
-                f"unknown token format(s) {', '.join(unknown) or '(none)'}; known: {', '.join(FORMATS)}"
-            )
+        self.formats = check_formats(formats)
         self.dedup = dedup
         self.codebook_size = codebook_size
+        self.zerospeech = zerospeech
         self.count = 0
         self.out.mkdir(parents=True, exist_ok=True)
         for name in (UNITS, DURATIONS, JSONL):  # fixed temporary names of older versions, never written now
             (self.out / f".{name}.partial").unlink(missing_ok=True)
         self.stage: Path | None = temp_path(self.out / "tokens")
         self.stage.mkdir()
-        names = []
-        if "units" in self.formats:
-            names += [UNITS] + ([DURATIONS] if dedup else [])
-        if "jsonl" in self.formats:
-            names.append(JSONL)
+        names = text_files(self.formats, dedup)
         self._text = {n: open(self.stage / n, "w", encoding="utf-8") for n in names}
 
     def add(self, tokens: Tokens) -> None:
+        """Write one utterance: (N,) codes, and its (N, D) latents for the vector formats."""
         uid = check_id(tokens.id)
         codes = tokens.codes.reshape(-1).long().cpu()
-        if "npy" in self.formats:
-            save_npy(self.stage / NPY_DIR / f"{uid}.npy", codes, self.codebook_size)
+        if tokens.latents is None and any(f in VECTOR_FORMATS for f in self.formats):
+            raise TokenFormatError(f"utterance {uid!r}: the vectors and zerospeech formats need latents")
+        if "zerospeech" in self.formats:
+            save_vectors(self.stage / ZEROSPEECH_DIR / feature_relpath(uid), tokens.latents)
+        if "codes" in self.formats:
+            save_npy(self.stage / CODES_DIR / f"{uid}.npy", codes, self.codebook_size)
         if "vectors" in self.formats:
-            if tokens.latents is None:
-                raise TokenFormatError(f"utterance {uid!r}: the vectors format needs latents")
             save_vectors(self.stage / VECTORS_DIR / f"{uid}.txt", tokens.latents)
         units, durations = deduplicate(codes) if self.dedup else (codes, None)
-        if UNITS in self._text:
-            self._text[UNITS].write(units_line(uid, units.tolist()) + "\n")
-        if DURATIONS in self._text:
-            self._text[DURATIONS].write(units_line(uid, durations.tolist()) + "\n")
+        for units_file, durations_file, line in (_TEXT[f] for f in self.formats if f in _TEXT):
+            self._text[units_file].write(line(uid, units.tolist()) + "\n")
+            if durations is not None:
+                self._text[durations_file].write(line(uid, durations.tolist()) + "\n")
+        if IDS in self._text:
+            self._text[IDS].write(uid + "\n")
         if JSONL in self._text:
             record = {"id": uid, "units": units.tolist()}
             if durations is not None:
@@ -205,6 +287,11 @@ class TokenWriter:
             os.fsync(f.fileno())
             f.close()
         self._text = {}
+        if "zerospeech" in self.formats:
+            if not metadata.get("frame_rate"):
+                raise TokenFormatError("the zerospeech format needs the frame rate (metadata 'frame_rate')")
+            text = meta_yaml(1 / metadata["frame_rate"], self.zerospeech)
+            atomic_write_text(self.stage / ZEROSPEECH_DIR / ZEROSPEECH_META, text)
         # Without tokens.json while files move, a crash in this short window leaves no metadata
         # that describes a mix of two runs.
         (self.out / METADATA).unlink(missing_ok=True)
@@ -271,12 +358,10 @@ def model_metadata(model) -> dict:
 _INT64 = (-(2**63), 2**63 - 1)
 
 
-def _parse_line(path: Path, lineno: int, line: str) -> tuple[str, list[int]]:
-    uid, sep, rest = line.partition("|")
-    if not sep:
-        raise TokenFormatError(f"{path}:{lineno}: expected 'id|u1 u2 ...', got {line[:60]!r}")
+def _parse_values(path: Path, lineno: int, text: str) -> list[int]:
+    """Space-separated integers of one line; anything else names the file, line and position."""
     values = []
-    for i, v in enumerate(rest.split()):
+    for i, v in enumerate(text.split()):
         try:
             values.append(int(v))
         except ValueError:
@@ -285,7 +370,16 @@ def _parse_line(path: Path, lineno: int, line: str) -> tuple[str, list[int]]:
             ) from None
         if not _INT64[0] <= values[-1] <= _INT64[1]:
             raise TokenFormatError(f"{path}:{lineno}: unit {v[:30]} at position {i} is out of range (64-bit integers)")
-    return uid, values
+    return values
+
+
+def _parse_line(path: Path, lineno: int, line: str, sep: str = "|") -> tuple[str, list[int]]:
+    """``id|u1 u2 ...`` (``sep`` "|") or ``id<TAB>u1 u2 ...`` (``sep`` tab) -> (id, values)."""
+    uid, found, rest = line.partition(sep)
+    if not found:
+        form = "id|u1 u2 ..." if sep == "|" else "id<TAB>u1 u2 ..."
+        raise TokenFormatError(f"{path}:{lineno}: expected '{form}', got {line[:60]!r}")
+    return uid, _parse_values(path, lineno, rest)
 
 
 def _check_integers(key: str, values) -> None:
@@ -299,12 +393,7 @@ def _check_integers(key: str, values) -> None:
             raise TokenFormatError(f"{key}[{i}] is {str(v)[:30]}, out of range (64-bit integers)")
 
 
-def read_units(path: str | Path) -> list[tuple[str, Tensor]]:
-    """Read ``id|u1 u2 ...`` lines as written (units, or durations); ids must be unique.
-
-    Returns:
-        (id, (M,) int64) pairs in file order.
-    """
+def _read_named(path: str | Path, sep: str) -> list[tuple[str, Tensor]]:
     path = Path(path)
     if not path.is_file():
         raise InputNotFoundError(f"{path}: units file not found")
@@ -312,7 +401,7 @@ def read_units(path: str | Path) -> list[tuple[str, Tensor]]:
     for lineno, line in enumerate(read_utf8_lines(path, TokenFormatError), 1):
         if not line.strip():
             continue
-        uid, values = _parse_line(path, lineno, line)
+        uid, values = _parse_line(path, lineno, line, sep)
         if uid in seen:
             raise TokenFormatError(f"{path}:{lineno}: duplicate utterance id {uid!r}")
         seen.add(uid)
@@ -320,9 +409,70 @@ def read_units(path: str | Path) -> list[tuple[str, Tensor]]:
     return rows
 
 
-def read_units_with_durations(units_path: str | Path, durations_path: str | Path) -> list[tuple[str, Tensor]]:
-    """De-duplicated units and their run lengths -> (id, (N,) frame codes) pairs."""
-    units, durations = read_units(units_path), read_units(durations_path)
+def read_units(path: str | Path) -> list[tuple[str, Tensor]]:
+    """Read ``id|u1 u2 ...`` lines as written (units, or durations); ids must be unique.
+
+    Returns:
+        (id, (M,) int64) pairs in file order.
+    """
+    return _read_named(path, "|")
+
+
+def read_tsv(path: str | Path) -> list[tuple[str, Tensor]]:
+    """Read ``id<TAB>u1 u2 ...`` lines (``units.tsv`` or ``durations.tsv``); ids must be unique.
+
+    Returns:
+        (id, (M,) int64) pairs in file order.
+    """
+    return _read_named(path, "\t")
+
+
+def read_ids(path: str | Path) -> list[str]:
+    """``ids.txt``: one utterance id per line, unique, each a valid id."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputNotFoundError(f"{path}: ids file not found (bare units are read with the ids.txt beside them)")
+    ids, seen = [], set()
+    for lineno, uid in enumerate(read_utf8_lines(path, TokenFormatError), 1):
+        try:
+            check_id(uid)
+        except TokenFormatError as e:
+            raise TokenFormatError(f"{path}:{lineno}: {e}") from None
+        if uid in seen:
+            raise TokenFormatError(f"{path}:{lineno}: duplicate utterance id {uid!r}")
+        seen.add(uid)
+        ids.append(uid)
+    return ids
+
+
+def read_bare(path: str | Path, ids: str | Path | None = None) -> list[tuple[str, Tensor]]:
+    """Read bare ``u1 u2 ...`` lines (``units.bare.txt`` or ``durations.bare.txt``) with their ids.
+
+    Every line is an utterance (a blank line too: no units), so the file must have as many lines as
+    the ids file.
+
+    Args:
+        ids: the ids file; default ``ids.txt`` beside ``path``.
+    Returns:
+        (id, (M,) int64) pairs in file order.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputNotFoundError(f"{path}: units file not found")
+    ids_path = path.parent / IDS if ids is None else Path(ids)
+    names = read_ids(ids_path)
+    lines = read_utf8_lines(path, TokenFormatError)
+    if len(lines) != len(names):
+        raise TokenFormatError(f"{path}: {len(lines)} lines but {len(names)} ids in {ids_path}; they must pair up")
+    return [
+        (uid, torch.tensor(_parse_values(path, lineno, line), dtype=torch.long))
+        for lineno, (uid, line) in enumerate(zip(names, lines), 1)
+    ]
+
+
+def _expand_rows(
+    units: list[tuple[str, Tensor]], durations: list[tuple[str, Tensor]], units_path, durations_path
+) -> list[tuple[str, Tensor]]:
     if [u for u, _ in units] != [u for u, _ in durations]:
         raise TokenFormatError(f"{durations_path}: ids differ from those of {units_path} (or their order)")
     out = []
@@ -332,6 +482,24 @@ def read_units_with_durations(units_path: str | Path, durations_path: str | Path
         except TokenFormatError as e:
             raise TokenFormatError(f"{durations_path}: utterance {uid!r}: {e}") from None
     return out
+
+
+def read_units_with_durations(units_path: str | Path, durations_path: str | Path) -> list[tuple[str, Tensor]]:
+    """De-duplicated units and their run lengths -> (id, (N,) frame codes) pairs.
+
+    Both files are of one text format: ``id|...`` (units.txt), ``id<TAB>...`` (.tsv) or bare (.bare.txt).
+    """
+    read = _text_reader(Path(units_path))
+    return _expand_rows(read(units_path), read(durations_path), units_path, durations_path)
+
+
+def _text_reader(path: Path):
+    """The reader of a units text file, from its name: ``.tsv``, ``.bare.txt``, else ``id|units``."""
+    if path.suffix == ".tsv":
+        return read_tsv
+    if path.name.endswith(".bare.txt"):
+        return read_bare
+    return read_units
 
 
 def read_jsonl(path: str | Path) -> list[tuple[str, Tensor]]:
@@ -364,12 +532,20 @@ def read_jsonl(path: str | Path) -> list[tuple[str, Tensor]]:
 
 
 def read_npy_dir(folder: str | Path) -> list[tuple[str, Tensor]]:
-    """Every ``<id>.npy`` in a folder, sorted by id -> (id, (N,) int64 codes) pairs."""
+    """Every ``<id>.npy`` under a folder (``codes/``; subfolders give ``sub/id``), sorted by id
+    -> (id, (N,) int64 codes) pairs. Hidden files and folders (temporaries) are skipped."""
     folder = Path(folder)
-    files = sorted(folder.glob("*.npy"))
+    if not folder.is_dir():
+        raise InputNotFoundError(f"{folder}: folder not found")
+    files = sorted(
+        (f.relative_to(folder).with_suffix("").as_posix(), f)
+        for f in folder.rglob("*.npy")
+        if not any(part.startswith(".") for part in f.relative_to(folder).parts)
+    )
     if not files:
-        raise InputNotFoundError(f"{folder}: no .npy files")
-    return [(f.stem, load_npy(f)) for f in files]
+        hint = f" (integer codes are in {CODES_DIR}/)" if (folder / CODES_DIR).is_dir() else ""
+        raise InputNotFoundError(f"{folder}: no .npy files{hint}")
+    return [(uid, load_npy(f)) for uid, f in files]
 
 
 def load_npy(path: str | Path) -> Tensor:
@@ -417,10 +593,13 @@ def read_metadata(folder: str | Path) -> dict | None:
 
 
 def read_tokens(path: str | Path, durations: str | Path | None = None) -> list[tuple[str, Tensor]]:
-    """Frame codes from any units source: a folder of .npy files, ``units.jsonl``, or ``units.txt``.
+    """Frame codes from any units source: a folder of .npy codes, ``units.jsonl``, or a units text
+    file: ``units.txt`` (``id|units``), ``units.tsv`` (``id<TAB>units``) or ``units.bare.txt`` (with
+    the ``ids.txt`` beside it).
 
-    A units text file is read with ``durations`` when given, else with ``durations.txt`` beside it
-    when the folder's ``tokens.json`` says the units are de-duplicated, else as plain frames.
+    A units text file is read with ``durations`` when given, else with its durations file beside it
+    (``durations.txt``, ``durations.tsv``, ``durations.bare.txt``) when the folder's ``tokens.json``
+    says the units are de-duplicated, else as plain frames.
 
     Returns:
         (id, (N,) int64 frame codes) pairs.
@@ -432,8 +611,12 @@ def read_tokens(path: str | Path, durations: str | Path | None = None) -> list[t
         return read_npy_dir(path)
     if path.suffix == ".jsonl":
         return read_jsonl(path)
+    read = _text_reader(path)
     if durations is None:
         meta = read_metadata(path.parent)
-        if meta and meta.get("deduplicated") and (path.parent / DURATIONS).is_file():
-            durations = path.parent / DURATIONS
-    return read_units(path) if durations is None else read_units_with_durations(path, durations)
+        beside = path.parent / {read_tsv: TSV_DURATIONS, read_bare: BARE_DURATIONS}.get(read, DURATIONS)
+        if meta and meta.get("deduplicated") and beside.is_file():
+            durations = beside
+    if durations is None:
+        return read(path)
+    return _expand_rows(read(path), read(durations), path, durations)

@@ -34,6 +34,7 @@ from .data import SegmentDataset, StreamSampler, validation_batches
 from .encoder import hop_length
 from .errors import ConfigError, TrainingError
 from .fileio import remove_stale_temporaries
+from .logfile import log_to_file
 from .manifest import read_manifest, read_speakers
 from .model import VQVAE
 from .monitor import TrainLogger
@@ -147,7 +148,8 @@ def train(
     Args:
         cfg: the experiment config; ``model.decoder.n_speakers`` is set from the speaker list.
         data_dir: folder with train.jsonl, valid.jsonl and speakers.txt (see data_prep).
-        out_dir: experiment folder (config.yaml, checkpoints, TensorBoard logs).
+        out_dir: experiment folder (config.yaml, checkpoints, TensorBoard logs, and ``train.log``: the
+            log lines, INFO and higher, of every run there, appended; written by rank 0 only).
         resume: True resumes last.pt, False refuses an out_dir that holds one, None resumes if present.
         stop_at: stop after this step (a later call resumes), e.g. to fit a job's time limit.
         time_limit: seconds of wall time for this call, set-up included: the first step that ends
@@ -173,7 +175,8 @@ def train(
     rank, world_size, local_rank = dist.setup()
     try:
         deadline = None if time_limit is None else started + time_limit
-        with StopSignals() as stop:
+        # train.log beside TensorBoard: the log lines of every run in this folder, resumed ones appended
+        with StopSignals() as stop, log_to_file(out_dir / "train.log", enabled=rank == 0):
             result = _train(cfg, data_dir, out_dir, resume, stop_at, deadline, rank, world_size, local_rank, stop)
         dist.barrier()  # no rank tears its process group down while another is still in a collective
         return result

@@ -90,6 +90,8 @@ class WaveNet(nn.Module):
         cond_channels: width of the frame-rate conditioning network.
         n_cond_layers: its kernel-3 convs (0: latents projected directly).
         n_speakers, speaker_dim: global conditioning table.
+        input_noise: std, in classes, of the Gaussian noise added to ``inputs`` in training mode
+            (``inject_noise``); 0: none.
     """
 
     def __init__(
@@ -107,8 +109,12 @@ class WaveNet(nn.Module):
         n_cond_layers: int = 2,
         n_speakers: int = 1,
         speaker_dim: int = 64,
+        input_noise: float = 0.0,
     ):
         super().__init__()
+        if not 0.0 <= input_noise < float("inf"):
+            raise ValueError(f"WaveNet input_noise must be a finite std >= 0, got {input_noise}")
+        self.input_noise = input_noise
         if kernel_size < 2:
             raise ValueError(f"WaveNet kernel_size must be >= 2, got {kernel_size}")
         if n_speakers < 1:
@@ -193,6 +199,8 @@ class WaveNet(nn.Module):
                 f"WaveNet inputs have {inputs.size(-1)} samples; {N} frames x hop {self.hop_length} "
                 f"= {N * self.hop_length} expected"
             )
+        if self.training and self.input_noise:
+            inputs = inject_noise(inputs, self.input_noise, self.n_classes)
         cond = self.conditioning(latents, speaker).unsqueeze(-1)  # (B, L, G, N, 1)
         return self._run(inputs, [cond[:, i] for i in range(len(self.layers))])
 
@@ -367,6 +375,23 @@ class WaveNet(nn.Module):
         result = torch.empty_like(out)
         result[order] = out
         return result
+
+
+def inject_noise(classes: Tensor, std: float, n_classes: int, generator: torch.Generator | None = None) -> Tensor:
+    """The teacher-forced inputs with Gaussian noise of ``std`` classes, rounded and clipped to the classes.
+
+    FFTNet's injected noise (Jin et al. 2018) makes the network robust to the errors of its
+    own samples, which it is fed at generation. It also makes the previous samples a less exact guide,
+    so the decoder leans more on its conditioning, as word dropout does for a text VAE's decoder
+    (Bowman et al. 2016): the codes then have to carry more. Training only; the targets stay clean.
+
+    Args:
+        classes: (B, T) int64 classes in [0, n_classes).
+    Returns:
+        (B, T) int64 classes in [0, n_classes).
+    """
+    noise = torch.randn(classes.shape, device=classes.device, generator=generator) * std
+    return (classes + noise).round().long().clamp(0, n_classes - 1)
 
 
 def sample(logits: Tensor, temperature: float, uniforms: Tensor | None) -> Tensor:

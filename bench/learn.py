@@ -42,7 +42,8 @@ from audio_vqvae.evaluate_cli import run_conversion, unit_inputs, word_recognize
 from audio_vqvae.fileio import atomic_write_text
 from audio_vqvae.manifest import read_manifest, read_speakers
 from audio_vqvae.model import VQVAE
-from audio_vqvae.report import choose_pairs, read_scalars
+from audio_vqvae.pairs import choose_pairs
+from audio_vqvae.report import read_scalars
 from audio_vqvae.train import pick_device, train
 
 COLUMNS = (("phone acc %", "phone_accuracy", 100, 1), ("PNMI", "pnmi", 1, 3))

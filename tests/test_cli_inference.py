@@ -106,20 +106,19 @@ def test_reconstruct_takes_each_speaker_from_the_manifest(checkpoint, inputs, tm
 
 def test_encode_formats_agree_and_decode_speaks_them(checkpoint, inputs, tmp_path, capsys):
     tok = tmp_path / "tok"
-    code, err = run(
-        capsys, "encode", "--ckpt", checkpoint, "--out", tok, "--format", "units,npy,jsonl,vectors", "--dedup", *inputs
-    )
+    formats = "units,codes,jsonl,vectors"
+    code, err = run(capsys, "encode", "--ckpt", checkpoint, "--out", tok, "--format", formats, "--dedup", *inputs)
     assert code == 0, err
     model = VQVAE.load(checkpoint)
     expected = {t.id: t.codes for t in extract_tokens(model, inputs)}
     assert sorted(expected) == ["b", "utt 1.v2"]
-    for rows in (read_tokens(tok / "units.txt"), read_jsonl(tok / "units.jsonl"), read_npy_dir(tok / "npy")):
+    for rows in (read_tokens(tok / "units.txt"), read_jsonl(tok / "units.jsonl"), read_npy_dir(tok / "codes")):
         assert {uid: codes.tolist() for uid, codes in rows} == {k: v.tolist() for k, v in expected.items()}
     meta = json.loads((tok / "tokens.json").read_text())
     assert meta["codebook_size"] == 32 and meta["hop_length"] == 64 and meta["frame_rate"] == 250
     assert meta["sample_rate"] == 16000 and meta["checkpoint"]["step"] == 8 and len(meta["checkpoint"]["sha256"]) == 64
     assert meta["deduplicated"] and meta["vectors"] == "quantized"
-    for source in (tok / "units.txt", tok / "units.jsonl", tok / "npy"):
+    for source in (tok / "units.txt", tok / "units.jsonl", tok / "codes"):
         out = tmp_path / f"speech_{source.name}"
         code, err = run(capsys, "decode", "--ckpt", checkpoint, "--units", source, "--speaker", "spk1", "--out", out)
         assert code == 0, err
@@ -156,7 +155,7 @@ def test_a_folder_in_use_is_refused_in_one_line(checkpoint, inputs, tmp_path, ca
 def test_a_failed_encode_force_leaves_the_previous_outputs_whole(checkpoint, inputs, tmp_path, capsys):
     """A NaN file found in a later batch stops the run before anything is replaced (issue 12, item 2)."""
     out = tmp_path / "tok"
-    args = ["encode", "--ckpt", checkpoint, "--out", out, "--format", "units,npy,jsonl,vectors", "--dedup"]
+    args = ["encode", "--ckpt", checkpoint, "--out", out, "--format", "units,codes,jsonl,vectors", "--dedup"]
     code, err = run(capsys, *args, *inputs)
     assert code == 0, err
     before = files_of(out)
@@ -170,7 +169,7 @@ def test_a_failed_encode_force_leaves_the_previous_outputs_whole(checkpoint, inp
     assert files_of(out) == before
     code, err = run(capsys, *args, "--force", *inputs)
     assert code == 0, err
-    assert files_of(out)["npy/utt 1.v2.npy"] != before["npy/utt 1.v2.npy"]  # the test's new audio did change codes
+    assert files_of(out)["codes/utt 1.v2.npy"] != before["codes/utt 1.v2.npy"]  # the test's new audio did change codes
 
 
 def test_decode_refuses_units_that_are_not_integers(checkpoint, tmp_path, capsys):
@@ -196,13 +195,13 @@ def test_the_next_encode_removes_the_temporaries_of_a_killed_one(checkpoint, inp
     stale = [
         out / ".units.txt.partial",
         out / f".units.txt.{pid}-0a1b2c3d.tmp",
-        out / f".tokens.{pid}-0a1b2c3d.tmp" / "npy" / "b.npy",
-        out / "npy" / f".b.npy.{pid}-x1_y2z3w.tmp",
+        out / f".tokens.{pid}-0a1b2c3d.tmp" / "codes" / "b.npy",
+        out / "codes" / f".b.npy.{pid}-x1_y2z3w.tmp",
         out / f".b_to_spk0.wav.{pid}-0a1b2c3d.tmp",
     ]
     for p in stale:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text("torn")
-    code, err = run(capsys, "encode", "--ckpt", checkpoint, "--out", out, "--format", "units,npy", *inputs)
+    code, err = run(capsys, "encode", "--ckpt", checkpoint, "--out", out, "--format", "units,codes", *inputs)
     assert code == 0, err
-    assert sorted(files_of(out)) == ["npy/b.npy", "npy/utt 1.v2.npy", "tokens.json", "units.txt"]
+    assert sorted(files_of(out)) == ["codes/b.npy", "codes/utt 1.v2.npy", "tokens.json", "units.txt"]

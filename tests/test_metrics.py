@@ -19,6 +19,7 @@ from audio_vqvae.evaluate import (
     format_units_report,
 )
 from audio_vqvae.metrics import (
+    SpeakerClassifier,
     abx_error,
     abx_items,
     add_white_noise,
@@ -32,6 +33,7 @@ from audio_vqvae.metrics import (
     reconstruction_metrics,
     train_speaker_classifier,
 )
+from audio_vqvae.metrics.features import deltas
 from audio_vqvae.synthetic import synthesize_corpus
 
 SR = 16000
@@ -256,6 +258,34 @@ def test_frames_sit_on_the_code_grid():
     assert mfcc_frames(x, SR, 320, n_frames=7).shape == (7, 39)
 
 
+def test_mfccs_are_the_orthonormal_dct_of_log_mels_and_deltas_the_htk_regression():
+    import librosa.feature
+    import scipy.fft
+
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.standard_normal(4000).astype(np.float32)) * torch.linspace(0, 1, 4000)  # rising level
+    log_mel = log_mel_frames(x, SR, 160)  # (25, 40)
+    c = mfcc_frames(x, SR, 160, with_deltas=False)  # (25, 13)
+    expected = scipy.fft.dct(log_mel.double().numpy(), type=2, norm="ortho", axis=1)[:, :13]
+    np.testing.assert_allclose(c.numpy(), expected, rtol=0, atol=1e-4)
+    assert torch.equal(mfcc_frames(x, SR, 160, with_deltas=False, include_c0=False), c[:, 1:])
+    # as many coefficients as mel bands: orthonormal, so each frame keeps its energy
+    full = mfcc_frames(x, SR, 160, n_mfcc=40, with_deltas=False).double()
+    torch.testing.assert_close(full.square().sum(1), log_mel.double().square().sum(1), rtol=1e-5, atol=0)
+
+    # deltas: HTK's regression over +-2 frames with the edge frames repeated, written out here, and
+    # librosa's delta with mode "nearest" (its default "interp" fits the edges instead)
+    d = deltas(c)
+    p = torch.cat([c[:1], c[:1], c, c[-1:], c[-1:]])  # (N + 4, 13)
+    torch.testing.assert_close(d, (p[3:-1] - p[1:-3] + 2 * (p[4:] - p[:-4])) / 10, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(d.numpy(), librosa.feature.delta(c.numpy(), width=5, mode="nearest", axis=0), atol=1e-5)
+    feats = mfcc_frames(x, SR, 160)  # (25, 39): c, deltas, deltas of deltas
+    assert torch.equal(feats[:, :13], c) and torch.equal(feats[:, 13:26], d) and torch.equal(feats[:, 26:], deltas(d))
+    ramp = torch.arange(10.0)[:, None] * torch.tensor([[1.0, -3.0]])  # (10, 2), slopes 1 and -3
+    torch.testing.assert_close(deltas(ramp)[2:-2], torch.tensor([[1.0, -3.0]]).expand(6, 2))
+    assert deltas(ramp[:1]).abs().max() == 0 and deltas(ramp[:0]).shape == (0, 2)  # one frame, no frames
+
+
 # -------------------------------------------------------------------------------------------- speaker
 
 
@@ -274,6 +304,53 @@ def test_noise_augmentation_is_what_keeps_noisy_speech_with_its_speaker(corpus):
     g = torch.Generator().manual_seed(5)
     noisy = add_white_noise(wavs[0], 10.0, g)
     assert abs(10 * math.log10(wavs[0].pow(2).mean() / (noisy - wavs[0]).pow(2).mean()) - 10.0) < 0.3
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def _penalised_softmax_regression(z: np.ndarray, y: np.ndarray, n_classes: int, l2: float) -> np.ndarray:
+    """Reference: minimise mean cross-entropy + l2 ||W||^2 (bias free) directly; returns (B, S) posteriors."""
+    from scipy.optimize import minimize
+
+    B, E = z.shape
+    onehot = np.eye(n_classes)[y]
+
+    def loss_and_grad(theta):
+        w, b = theta[: n_classes * E].reshape(n_classes, E), theta[n_classes * E :]
+        p = _softmax(z @ w.T + b)
+        err = (p - onehot) / B
+        loss = -np.sum(onehot * np.log(p)) / B + l2 * np.sum(w * w)
+        return loss, np.concatenate([(err.T @ z + 2 * l2 * w).ravel(), err.sum(0)])
+
+    theta = np.zeros(n_classes * (E + 1))
+    fit = minimize(loss_and_grad, theta, jac=True, method="L-BFGS-B", options={"maxiter": 2000, "gtol": 1e-10})
+    w, b = fit.x[: n_classes * E].reshape(n_classes, E), fit.x[n_classes * E :]
+    return _softmax(z @ w.T + b)
+
+
+@pytest.mark.parametrize("n_speakers", [2, 3])
+def test_speaker_classifier_is_the_penalised_softmax_optimum(n_speakers):
+    # overlapping classes, so the optimum is finite and every posterior is informative
+    rng = np.random.default_rng(n_speakers)
+    centres = rng.standard_normal((n_speakers, 6))
+    y = np.arange(40) % n_speakers
+    x = torch.from_numpy(centres[y] + 1.5 * rng.standard_normal((40, 6)))  # (B, E)
+    labels = [f"s{i}" for i in y]
+    l2 = 1e-2
+    clf = SpeakerClassifier.fit_embeddings(x, labels, SR, l2=l2)
+    assert clf.speakers == [f"s{i}" for i in range(n_speakers)] and clf.weight.shape == (n_speakers, 6)
+    z = ((x - clf.mean) / clf.std).numpy()  # standardised with the training statistics
+    np.testing.assert_allclose(z.mean(0), 0, atol=1e-12)
+    p = clf.predict_proba_embeddings(x).numpy()  # (B, S)
+    # the gradient of the promised objective vanishes at the fit (two speakers included: one logit there)
+    err = (p - np.eye(n_speakers)[y]) / len(y)
+    assert np.abs(err.T @ z + 2 * l2 * clf.weight.numpy()).max() < 1e-4 and np.abs(err.sum(0)).max() < 1e-4
+    assert np.abs(p - _penalised_softmax_regression(z, y, n_speakers, l2)).max() < 1e-4
+    again = SpeakerClassifier.fit_embeddings(x, labels, SR, l2=l2)  # deterministic
+    assert torch.equal(again.weight, clf.weight) and torch.equal(again.bias, clf.bias)
 
 
 # ----------------------------------------------------------------------------------------- end to end

@@ -43,11 +43,13 @@ def test_demo_runs_every_stage_at_reduced_size(tmp_path):
         assert f"== stage {stage}:" in out.stdout
     state = load_checkpoint(exp / "model" / "last.pt")
     assert state["step"] == 4 and len(state["speakers"]) == 4
-    assert len(list((exp / "converted").glob("*_to_*.wav"))) == 4
+    assert len(list((exp / "converted").glob("*_to_*.wav"))) == 12  # 3 of the 20 test utterances per voice
+    assert len(read_manifest(exp / "data" / "test.jsonl")) == 20
     assert (exp / "tokens" / "units.txt").is_file() and (exp / "tokens" / "durations.txt").is_file()
     units = json.loads((exp / "eval" / "units.json").read_text())
     conversion = json.loads((exp / "eval" / "conversion.json").read_text())
-    assert units["abx_context"] == "any" and "baseline" in units and conversion["n_pairs"] == 4
+    assert units["abx_context"] == "any" and "baseline" in units and conversion["n_pairs"] == 12
+    assert conversion["voicing"]["voiced_target_real"] > 0.1  # the real readings are voiced
     report = (exp / "report.md").read_text()
     assert "SYNTHETIC" in report and "MFCC k-means baseline" in report and "_to_spk01.wav" in report
     for picture in ("training.png", "code_usage.png", "spectrograms.png"):
@@ -136,7 +138,7 @@ def test_units_recipe_every_stage_on_a_fake_librispeech_tree(tmp_path):
     state = load_checkpoint(exp / "model" / "last.pt")
     assert state["step"] == 4 and state["config"]["model"]["encoder"]["strides"] in ([5, 4, 4, 4], (5, 4, 4, 4))
     test_ids = {r.id for r in read_manifest(exp / "data" / "test.jsonl")}
-    assert {p.stem for p in (exp / "units" / "test" / "npy").glob("*.npy")} == test_ids
+    assert {p.stem for p in (exp / "units" / "test" / "codes").glob("*.npy")} == test_ids
     units = json.loads((exp / "eval" / "units.json").read_text())
     assert units["hop_length"] == 320 and "baseline" in units and "model" in units
     fairseq = exp / "fairseq" / "test"

@@ -9,10 +9,14 @@ import pytest
 import torch
 
 from audio_vqvae.tokens import (
+    BARE_DURATIONS,
+    BARE_UNITS,
+    CODES_DIR,
     DURATIONS,
     JSONL,
     METADATA,
-    NPY_DIR,
+    TSV_DURATIONS,
+    TSV_UNITS,
     UNITS,
     VECTORS_DIR,
     TokenFormatError,
@@ -24,13 +28,16 @@ from audio_vqvae.tokens import (
     expand,
     id_from_path,
     load_npy,
+    read_bare,
     read_jsonl,
     read_npy_dir,
     read_tokens,
+    read_tsv,
     read_units,
     read_units_with_durations,
     read_vectors,
 )
+from audio_vqvae.tokens import IDS as IDS_FILE
 
 IDS = ["a.b", "utt 1", "spk0 x.y.final", "plain"]
 
@@ -60,7 +67,10 @@ def test_ids_come_from_file_names_and_bad_ids_are_named():
     assert id_from_path("x.flac") == "x" and id_from_path("noext") == "noext"
     for uid in ["a.b", "utt 1", "é ü"]:
         assert check_id(uid) == uid
-    for bad in ["a|b", "a/b", "a\\b", "a\nb", "tab\there", " lead", "trail ", "", ".."]:
+    assert check_id("spk1/ch 2/a.b") == "spk1/ch 2/a.b"  # relative paths of folder inputs
+    assert id_from_path("/data/spk1/ch2/a.b c.wav", "/data") == "spk1/ch2/a.b c"
+    bad_ids = ["a|b", "a\\b", "a\nb", "tab\there", " lead", "trail ", "", ".."]
+    for bad in bad_ids + ["/abs", "a//b", "a/", "a/../b", "./a", "a/ b", "a /b"]:
         with pytest.raises(TokenFormatError) as e:
             check_id(bad)
         assert repr(bad) in str(e.value) and "\n" not in str(e.value)
@@ -74,7 +84,7 @@ def test_every_format_round_trips_the_same_integers(tmp_path, dedup):
     for i, uid in enumerate(IDS):
         codes = runs(50 + 37 * i, i) * 60 + i  # up to 481: needs more than 8 bits
         tokens.append(Tokens(uid, codes, codebook[codes]))
-    with TokenWriter(tmp_path, ["npy", "units", "jsonl", "vectors"], dedup, K) as writer:
+    with TokenWriter(tmp_path, ["codes", "units", "jsonl", "vectors"], dedup, K) as writer:
         for t in tokens:
             writer.add(t)
         writer.close({"codebook_size": K})
@@ -93,8 +103,8 @@ def test_every_format_round_trips_the_same_integers(tmp_path, dedup):
         assert not (tmp_path / DURATIONS).exists()
     same(read_tokens(tmp_path / UNITS))  # durations found through tokens.json when de-duplicated
     same(read_jsonl(tmp_path / JSONL))
-    same(sorted(read_npy_dir(tmp_path / NPY_DIR), key=lambda r: IDS.index(r[0])))
-    assert np.load(tmp_path / NPY_DIR / "utt 1.npy").dtype == np.int16
+    same(sorted(read_npy_dir(tmp_path / CODES_DIR), key=lambda r: IDS.index(r[0])))
+    assert np.load(tmp_path / CODES_DIR / "utt 1.npy").dtype == np.int16
     vectors = [(t.id, read_vectors(tmp_path / VECTORS_DIR / f"{t.id}.txt")) for t in tokens]
     for (_, v), t in zip(vectors, tokens):
         assert torch.equal(v, t.latents)  # 9 significant digits hold float32 exactly
@@ -190,8 +200,8 @@ def test_huge_integers_and_bytes_that_are_not_utf8_are_one_line_errors_naming_th
 
 def test_two_writers_into_one_folder_keep_their_own_temporaries(tmp_path):
     """Temporary names are unique: interleaved writers never tear each other's files (issue 12, item 1)."""
-    first = TokenWriter(tmp_path, ["units", "jsonl", "npy"], False, 32)
-    second = TokenWriter(tmp_path, ["units", "jsonl", "npy"], False, 32)
+    first = TokenWriter(tmp_path, ["units", "jsonl", "codes"], False, 32)
+    second = TokenWriter(tmp_path, ["units", "jsonl", "codes"], False, 32)
     for i, uid in enumerate(IDS):
         first.add(Tokens(uid, torch.tensor([1, 2, i])))
         second.add(Tokens(uid, torch.tensor([5, i])))
@@ -200,18 +210,89 @@ def test_two_writers_into_one_folder_keep_their_own_temporaries(tmp_path):
     assert [(uid, c.tolist()) for uid, c in read_units(tmp_path / UNITS)] == [(u, [5, i]) for i, u in enumerate(IDS)]
     assert [c.tolist() for _, c in read_jsonl(tmp_path / JSONL)] == [[5, i] for i in range(len(IDS))]
     assert json.loads((tmp_path / METADATA).read_text())["run"] == 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([JSONL, METADATA, NPY_DIR, UNITS])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([JSONL, METADATA, CODES_DIR, UNITS])
 
 
 def test_a_writer_that_fails_leaves_the_folder_as_it_was(tmp_path):
     """Nothing is moved into place before close: a failed rewrite keeps the old run whole (issue 12, item 2)."""
-    with TokenWriter(tmp_path, ["units", "npy", "vectors"], False, 32) as writer:
+    with TokenWriter(tmp_path, ["units", "codes", "vectors"], False, 32) as writer:
         for uid in IDS:
             writer.add(Tokens(uid, torch.tensor([1, 2, 3]), torch.zeros(3, 2)))
         writer.close({"run": 1})
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     with pytest.raises(RuntimeError, match="NaN found"):
-        with TokenWriter(tmp_path, ["units", "npy", "vectors"], False, 32) as writer:
+        with TokenWriter(tmp_path, ["units", "codes", "vectors"], False, 32) as writer:
             writer.add(Tokens(IDS[0], torch.tensor([7, 7]), torch.ones(2, 2)))
             raise RuntimeError("NaN found in a later file")
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def load_code(path) -> list[list[int]]:
+    """What fairseq's speech-to-speech ``load_code`` (and a unit LM's reader) does with a bare file."""
+    with open(path, encoding="utf-8") as f:
+        return [list(map(int, line.strip().split())) for line in f]
+
+
+@pytest.mark.parametrize("dedup", [False, True])
+def test_bare_and_tsv_files_read_back_as_downstream_tools_read_them(tmp_path, dedup):
+    tokens = [Tokens(uid, runs(40 + 9 * i, i)) for i, uid in enumerate(IDS + ["spk1/ch 2/x.y"])]
+    with TokenWriter(tmp_path, ["bare", "tsv", "units"], dedup, 32) as writer:
+        for t in tokens:
+            writer.add(t)
+        writer.close({"codebook_size": 32})
+    stored = [deduplicate(t.codes) if dedup else (t.codes, None) for t in tokens]
+    ids = (tmp_path / IDS_FILE).read_text(encoding="utf-8").splitlines()
+    assert ids == [t.id for t in tokens]
+    assert load_code(tmp_path / BARE_UNITS) == [u.tolist() for u, _ in stored]  # bare: nothing but units
+    assert len(load_code(tmp_path / BARE_UNITS)) == len(ids)
+    for line, t, (u, _) in zip((tmp_path / TSV_UNITS).read_text(encoding="utf-8").splitlines(), tokens, stored):
+        name, units = line.split("\t")  # textlesslib --preserve_name: name<TAB>units
+        assert name == t.id and [int(v) for v in units.split(" ")] == u.tolist()
+    if dedup:
+        assert load_code(tmp_path / BARE_DURATIONS) == [d.tolist() for _, d in stored]
+        assert [name for name, _ in read_tsv(tmp_path / TSV_DURATIONS)] == ids
+    else:
+        assert not (tmp_path / BARE_DURATIONS).exists() and not (tmp_path / TSV_DURATIONS).exists()
+    for source in (tmp_path / BARE_UNITS, tmp_path / TSV_UNITS, tmp_path / UNITS):
+        rows = read_tokens(source)  # durations found beside, through tokens.json, when de-duplicated
+        assert [(uid, c.tolist()) for uid, c in rows] == [(t.id, t.codes.tolist()) for t in tokens], source
+    assert [(u, c.tolist()) for u, c in read_bare(tmp_path / BARE_UNITS)] == [
+        (t.id, u.tolist()) for t, (u, _) in zip(tokens, stored)
+    ]
+
+
+def test_malformed_bare_and_tsv_files_are_named_with_their_line(tmp_path):
+    bare, ids, tsv = tmp_path / BARE_UNITS, tmp_path / IDS_FILE, tmp_path / TSV_UNITS
+    bare.write_text("1 2 3\n4 5\n")
+    ids.write_text("a\n")
+    with pytest.raises(TokenFormatError, match=rf"units.bare.txt: 2 lines but 1 ids in {ids}"):
+        read_bare(bare)
+    ids.write_text("a\nb\n")
+    bare.write_text("1 2 3\n4 x\n")
+    with pytest.raises(TokenFormatError, match=r"units.bare.txt:2: units must be integers .*position 1 is 'x'"):
+        read_bare(bare)
+    ids.write_text("a\na\n")
+    with pytest.raises(TokenFormatError, match="ids.txt:2: duplicate utterance id 'a'"):
+        read_bare(bare)
+    tsv.write_text("a\t1 2\nb|3\n")
+    with pytest.raises(TokenFormatError, match=r"units.tsv:2: expected 'id<TAB>u1 u2 \.\.\.'"):
+        read_tsv(tsv)
+
+
+def test_the_old_npy_format_name_says_where_codes_went(tmp_path):
+    with pytest.raises(TokenFormatError, match=r"'npy': .*now 'codes' \(codes/<id>.npy\).*'zerospeech'"):
+        TokenWriter(tmp_path, ["units", "npy"], False, 32)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ids_with_relative_paths_write_per_file_outputs_in_subfolders(tmp_path):
+    tokens = [Tokens("spk1/a", torch.tensor([1, 2])), Tokens("spk2/x y/b.c", torch.tensor([3]))]
+    tokens.append(Tokens("top", torch.tensor([4])))
+    with TokenWriter(tmp_path, ["codes", "vectors"], False, 32) as writer:
+        for t in tokens:
+            writer.add(Tokens(t.id, t.codes, torch.zeros(t.codes.numel(), 2)))
+        writer.close({})
+    assert (tmp_path / CODES_DIR / "spk2" / "x y" / "b.c.npy").is_file()
+    assert (tmp_path / VECTORS_DIR / "spk1" / "a.txt").is_file()
+    rows = read_npy_dir(tmp_path / CODES_DIR)
+    assert [(u, c.tolist()) for u, c in rows] == sorted((t.id, t.codes.tolist()) for t in tokens)

@@ -200,6 +200,8 @@ def test_two_process_ddp_keeps_replicas_identical(prepared_corpus, tmp_path):
     assert out.returncode == 0, out.stderr[-4000:]
     state = load_checkpoint(tmp_path / "exp" / "last.pt")
     assert state["world_size"] == 2 and state["step"] == 6
+    steps = [line for line in (tmp_path / "exp" / "train.log").read_text().splitlines() if " step 6: " in line]
+    assert len(steps) == 2  # rank 0's lines only (training and validation), each once
     # the replica check that ran at each checkpoint compares these checksums across ranks
     model = VQVAE.from_config(experiment_config("tiny").model)
     before = distributed.parameter_checksum(model)
@@ -207,6 +209,23 @@ def test_two_process_ddp_keeps_replicas_identical(prepared_corpus, tmp_path):
         model.quantizer.usage[0] += 1e-3 if hasattr(model.quantizer, "usage") else 0
         next(model.parameters()).view(-1)[0] += 1e-6
     assert not torch.equal(before, distributed.parameter_checksum(model))
+
+
+def test_train_log_holds_the_step_lines_and_a_resumed_run_appends(prepared_corpus, tmp_path):
+    cfg = experiment_config("tiny", merge(BASE, {"train": {"audio_every": None}}))
+    exp = tmp_path / "exp"
+    assert train(cfg, prepared_corpus, exp, stop_at=4).step == 4  # no logging.basicConfig: the console is quiet
+    first = (exp / "train.log").read_text(encoding="utf-8")
+    assert (exp / "tensorboard").is_dir()
+    step_lines = [line for line in first.splitlines() if " INFO step 4: " in line]
+    assert len(step_lines) == 2 and "loss/total" in step_lines[0] and "validation loss" in step_lines[1]
+    assert "starting" in first and " step 8: " not in first
+    assert train(cfg, prepared_corpus, exp).step == 12
+    second = (exp / "train.log").read_text(encoding="utf-8")
+    assert second.startswith(first)  # appended, not rewritten
+    added = second[len(first) :]
+    assert "resuming at step 4" in added and " INFO step 12: " in added and " step 4: " not in added
+    assert logging.getLogger("audio_vqvae").handlers == []  # the file is let go when training returns
 
 
 def test_user_errors_are_one_line(prepared_corpus, tmp_path):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from audio_vqvae import fastgen
-from audio_vqvae.wavenet import WaveNet, naive_generate, receptive_field, shift_right
+from audio_vqvae.wavenet import WaveNet, inject_noise, naive_generate, receptive_field, shift_right
 
 HOP = 8
 
@@ -61,6 +61,36 @@ def test_causal_and_receptive_field_exact(kernel_size):
         changed[:, k] = (changed[:, k] + 5) % 32
         differs = not torch.allclose(net(changed, latents, speaker)[..., t], logits[..., t], atol=1e-12, rtol=0)
         assert differs == should_change, (k, rf)
+
+
+def test_injected_noise_only_in_training_stays_causal_and_in_range():
+    gen = torch.Generator().manual_seed(3)
+    classes = torch.randint(0, 32, (4, 4000), generator=gen)
+    noisy = inject_noise(classes, 2.0, 32, torch.Generator().manual_seed(0))
+    assert noisy.dtype == torch.int64 and int(noisy.min()) >= 0 and int(noisy.max()) <= 31
+    inner = (classes > 8) & (classes < 23)  # far from the clipped ends: the rounded noise has std ~2
+    assert 1.7 < float((noisy - classes)[inner].float().std()) < 2.3
+    assert torch.equal(inject_noise(classes, 0.0, 32), classes)
+
+    B, N = 2, 12
+    inputs = torch.randint(0, 32, (B, N * HOP), generator=gen)
+    latents, speaker = torch.randn(B, 4, N, generator=gen), torch.tensor([0, 2])
+    net = tiny_wavenet(input_noise=3.0)
+    clean = tiny_wavenet()(inputs, latents, speaker)
+    assert torch.equal(net(inputs, latents, speaker), clean), "eval mode (and generation) sees no noise"
+    net.train()
+    torch.manual_seed(0)
+    noisy_logits = net(inputs, latents, speaker)
+    assert not torch.allclose(noisy_logits, clean)
+    t = 50
+    changed = inputs.clone()
+    changed[:, t:] = (changed[:, t:] + 1) % 32
+    torch.manual_seed(0)  # the same noise draws
+    assert torch.equal(net(changed, latents, speaker)[..., :t], noisy_logits[..., :t]), "noise broke causality"
+    with pytest.raises(ValueError, match="input_noise"):
+        tiny_wavenet(input_noise=-1.0)
+    with pytest.raises(ValueError, match="input_noise"):
+        tiny_wavenet(input_noise=float("nan"))
 
 
 def test_incremental_steps_reproduce_forward_for_batch_of_different_lengths():

@@ -1,12 +1,26 @@
-"""ABX phone discriminability within and across speakers, on triphone items (ZeroSpeech / libri-light ABX).
+"""ABX phone discriminability within and across speakers, on phone or triphone items (libri-light / ZeroSpeech ABX).
 
 Follows Schatz et al. 2013 ("Evaluating speech features with the Minimal-Pair ABX task") as the
-ZeroSpeech 2021 benchmark runs it (the libri-light ``eval_ABX.py``, Kahn et al. 2020):
+ZeroSpeech benchmarks run it: libri-light's ``eval/ABX_src`` (Kahn et al. 2020,
+https://github.com/facebookresearch/libri-light) and its rework libri-light-abx2
+(https://github.com/zerospeech/libri-light-abx2), whose item rules this module copies (issue 14):
 
-- An **item** is one phone token with its context: (previous phone, next phone), the speaker, and
-  the frames whose centres fall inside the phone (at least the frame holding its midpoint).
+- An **item** is one phone token with its context: (previous phone, next phone) and the speaker.
   Tokens at an utterance's edges have no context and are left out, and so are non-speech centres
-  (``SILENCE_PHONES``); contexts may be silence.
+  (``SILENCE_PHONES``); contexts may be silence. Its time span is either the phone alone
+  (``span="phone"``, the default: "on-phone" items of libri-light-abx2, Hallap, Dupoux & Dunbar
+  2023, the ZeroSpeech ABX since 2023) or the whole triphone from the previous phone's onset to
+  the next phone's offset (``span="triphone"``: the items of libri-light's ``ABX_data`` item
+  files, which ZeroSpeech 2021 and most published libri-light ABX figures score).
+- **Frames of an item**, exactly as libri-light does (``eval/ABX_src/abx_iterators.py``,
+  ``ABXFeatureLoader.loadFromFileData``, and ``zrc_abx2``'s ``_start_end_indices``): with f frames
+  per second, onset t_on and offset t_off, the frames [ceil(f t_on - 1/2), floor(f t_off - 1/2)),
+  clipped to the utterance. Frame i is centred at (i + 1/2) / f, so these are the frames centred
+  in [t_on, t_off], less the last one (libri-light slices ``features[start:end]`` with an end it
+  computed as inclusive; see fastabx's "Slicing features" note). An item left with no frame is
+  dropped, as there: always one shorter than a frame, sometimes one of one to two frames (never
+  one of two frames or more), and one past the features' end. Published
+  figures use f = 100 Hz (CPC, 10 ms) or 50 Hz (HuBERT, 20 ms); ours is sample_rate / hop.
 - A **triplet** (A, B, X): A and X are the same phone, B another phone, all in the same context.
   It is correct when d(A, X) < d(B, X) and half-correct on a tie; the ABX error is 1 - score.
 - d is the mean frame distance along the DTW path (``dtw.dtw``, path-length normalised) with the
@@ -20,8 +34,12 @@ ZeroSpeech 2021 benchmark runs it (the libri-light ``eval_ABX.py``, Kahn et al. 
   across-speaker cells at ``max_x_across`` X speakers per (context, speaker, phone pair), both
   drawn at random with ``seed`` (libri-light's own speed-ups, defaults 10 and 5).
 - ``context="any"`` ignores the context (A, B, X need not share neighbours): the "any-context" ABX
-  of Hallap, Dupoux & Dunbar 2023 (ZeroSpeech's libri-light-abx2), harder, and the only kind
-  a small corpus can score when no context holds two different phones.
+  of libri-light-abx2 (with ``span="phone"``), harder, and the only kind a small corpus can
+  score when no context holds two different phones.
+
+So ``span="triphone"`` with ``context="within"`` is libri-light's / ZeroSpeech 2021's ABX, and
+``span="phone"`` with ``context="within"`` or ``"any"`` is libri-light-abx2's within- and
+any-context ABX; other settings (DTW, distance, averaging, caps) are the same in all of them.
 """
 
 from __future__ import annotations
@@ -52,17 +70,17 @@ class ABXItem:
     speaker: str
 
 
-def phone_frames(segment: PhoneSegment, frame_rate: float, n_frames: int) -> tuple[int, int]:
-    """Frames [start, end) whose centres (n + 1/2) / frame_rate lie in the segment, as ``frame_labels`` assigns them.
+def item_frames(onset: float, offset: float, frame_rate: float, n_frames: int) -> tuple[int, int]:
+    """Frames [start, end) of an item from ``onset`` to ``offset`` seconds, by libri-light's rule.
 
-    A phone shorter than a frame still gets the frame that holds its midpoint; the range is
-    clipped to [0, n_frames) and may be empty only when the phone lies past the last frame.
+    ``start = max(0, ceil(f onset - 1/2))`` and ``end = min(n_frames, floor(f offset - 1/2))``
+    with f = ``frame_rate`` (see the module docstring). Returns (0, 0) when that leaves no frame,
+    and the item is then dropped.
     """
-    start = max(0, math.ceil(segment.start * frame_rate - 0.5))
-    end = min(n_frames, math.ceil(segment.end * frame_rate - 0.5))
-    if end <= start:
-        mid = int((segment.start + segment.end) / 2 * frame_rate)
-        start, end = (mid, mid + 1) if 0 <= mid < n_frames else (0, 0)
+    start = max(0, math.ceil(frame_rate * onset - 0.5))
+    end = min(n_frames, math.floor(frame_rate * offset - 0.5))
+    if start >= n_frames or end <= start:
+        return 0, 0
     return start, end
 
 
@@ -73,6 +91,7 @@ def abx_items(
     frame_rate: float,
     *,
     silence_phones: Sequence[str] = SILENCE_PHONES,
+    span: str = "phone",
 ) -> list[ABXItem]:
     """Triphone items of a set of utterances.
 
@@ -82,18 +101,23 @@ def abx_items(
         n_frames: each utterance's number of feature frames N.
         frame_rate: frames per second.
         silence_phones: labels that are never a central phone.
+        span: "phone" (the central phone's frames) or "triphone" (from the previous phone's
+            onset to the next phone's offset); see the module docstring.
     Returns:
-        The items, in utterance and time order.
+        The items, in utterance and time order; items left without a frame are dropped.
     """
     if not len(alignments) == len(speakers) == len(n_frames):
         raise ValueError("alignments, speakers and n_frames must have one entry per utterance")
+    if span not in ("phone", "triphone"):
+        raise ValueError(f"span must be 'phone' or 'triphone', got {span!r}")
     items = []
     for u, (segments, speaker, n) in enumerate(zip(alignments, speakers, n_frames)):
         ordered = sorted(segments, key=lambda s: s.start)
         for prev, seg, nxt in zip(ordered, ordered[1:], ordered[2:]):
             if is_silence(seg.phone, silence_phones):
                 continue
-            start, end = phone_frames(seg, frame_rate, n)
+            onset, offset = (prev.start, nxt.end) if span == "triphone" else (seg.start, seg.end)
+            start, end = item_frames(onset, offset, frame_rate, n)
             if end > start:
                 items.append(ABXItem(u, start, end, seg.phone, (prev.phone, nxt.phone), speaker))
     return items

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Offline demo: the built-in SYNTHETIC corpus (formant-synthesised, not speech), a small model, conversions,
-# tokens, evaluation and a report (EXP/report.md with PNG pictures). About 5 minutes on 2 CPU cores.
+# tokens, evaluation and a report (EXP/report.md, and EXP/report.html that plays the audio; PNG pictures).
+# About 5 minutes on 2 CPU cores.
 # Usage: recipes/demo/run.sh [--stage N] [--stop-stage N] [--out DIR] [--steps N] [--conf FILE]
 # Stages: 1 synthetic corpus, 2 train, 3 convert test utterances to other speakers, 4 extract tokens,
 #         5 evaluate units (vs the MFCC k-means baseline) and conversion, 6 report.
@@ -23,7 +24,8 @@ ckpt="$model/last.pt"
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   echo "== stage 1: synthetic corpus (not speech) -> $data"
-  audio-vqvae prepare synthetic "$data" --n-speakers 4 --n-sentences 20
+  # 5 of the 24 sentences are held out for the test split (20 utterances), so the figures rest on more than one
+  audio-vqvae prepare synthetic "$data" --n-speakers 4 --n-sentences 24 --test-fraction 0.2
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
@@ -36,7 +38,7 @@ fi
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   echo "== stage 3: convert test utterances to other speakers -> $out/converted"
   python -m audio_vqvae.report pairs --manifest "$data/test.jsonl" --out "$out/pairs.txt" \
-    --eval-out "$out/eval_pairs.txt" --n-sources 4 --n-targets 1
+    --eval-out "$out/eval_pairs.txt" --n-sources 12 --n-targets 1
   audio-vqvae convert --ckpt "$ckpt" --pairs "$out/pairs.txt" --out "$out/converted" --force
 fi
 
@@ -56,7 +58,7 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
 fi
 
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
-  echo "== stage 6: report -> $out/report.md"
+  echo "== stage 6: report -> $out/report.md, $out/report.html (links relative: the folder can be moved)"
   python -m audio_vqvae.report write --out "$out/report.md" --data "$data" --synthetic \
     --tensorboard "$model/tensorboard" --units-json "$out/eval/units.json" \
     --conversion-json "$out/eval/conversion.json" --tokens "$out/tokens" \

@@ -54,7 +54,7 @@ fi
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   for split in "${splits[@]}"; do
     echo "== stage 3: frame units of $split -> $out/units/$split"
-    audio-vqvae encode --ckpt "$ckpt" --manifest "$data/$split.jsonl" --format units,npy \
+    audio-vqvae encode --ckpt "$ckpt" --manifest "$data/$split.jsonl" --format units,codes \
       --out "$out/units/$split" --force
   done
 fi
