@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.nn import functional as F
+from tqdm import tqdm
 
 from .alignment import PhoneSegment, frame_labels
 from .errors import EvaluationError
@@ -114,6 +115,7 @@ def evaluate_units(
     silence_phones: Sequence[str] = SILENCE_PHONES,
     abx_representation: str = "vectors",
     abx_context: str = "within",
+    abx_span: str = "phone",
     abx_max_size_group: int | None = 10,
     abx_max_x_across: int | None = 5,
     kmeans_iters: int = 20,
@@ -159,6 +161,9 @@ def evaluate_units(
             "onehot" (unit identity only).
         abx_context: "within" (ZeroSpeech 2021: A, B, X share their neighbouring phones) or "any"
             (context ignored; scores small sets where no context holds two different phones).
+        abx_span: "phone" (each item is its central phone's frames, libri-light-abx2's on-phone items)
+            or "triphone" (previous phone's onset to next phone's offset: the item files behind
+            ZeroSpeech 2021's and libri-light's published figures); see ``metrics.abx``.
         abx_max_size_group, abx_max_x_across: ABX caps (``metrics.abx.abx_error``).
         kmeans_iters, kmeans_max_frames: baseline k-means passes and fitting subsample.
         seed: seed of the k-means and the ABX caps.
@@ -181,9 +186,9 @@ def evaluate_units(
     sr, hop, K = model.sample_rate, model.hop_length, model.quantizer.codebook_size
     frame_rate = sr / hop
 
-    def prepare(items: Sequence[Item]) -> tuple[list[Tensor], list[Tensor], list[list[str]]]:
+    def prepare(items: Sequence[Item], desc: str) -> tuple[list[Tensor], list[Tensor], list[list[str]]]:
         codes, mfccs, labels = [], [], []
-        for uid, wav, _ in items:
+        for uid, wav, _ in tqdm(items, desc=desc, unit="utt", disable=None, leave=False):
             if _mono(wav).numel() < hop:
                 raise EvaluationError(
                     f"utterance '{uid}' has {_mono(wav).numel()} samples, fewer than one code ({hop})"
@@ -195,8 +200,8 @@ def evaluate_units(
         return codes, mfccs, labels
 
     with _eval_mode(model):
-        train_codes, train_mfcc, train_labels = prepare(train)
-        eval_codes, eval_mfcc, eval_labels = prepare(held)
+        train_codes, train_mfcc, train_labels = prepare(train, "encode train")
+        eval_codes, eval_mfcc, eval_labels = prepare(held, "encode test")
         n_train_frames = sum(x.size(0) for x in train_mfcc)
         if n_train_frames < K:
             raise EvaluationError(
@@ -222,6 +227,7 @@ def evaluate_units(
         [c.numel() for c in eval_codes],
         frame_rate,
         silence_phones=silence_phones,
+        span=abx_span,
     )
 
     def keep(labels: np.ndarray) -> np.ndarray:
@@ -254,6 +260,7 @@ def evaluate_units(
         "abx_items": len(items),
         "abx_representation": abx_representation,
         "abx_context": abx_context,
+        "abx_span": abx_span,
         "baseline_description": (
             f"k-means (K={K}, scikit-learn) on standardised 39-dim MFCC+delta+delta2 frames at {frame_rate:g} Hz"
         ),

@@ -121,6 +121,7 @@ def cmd_units(args: argparse.Namespace) -> int:
         alignments,
         exclude_silence=args.exclude_silence,
         abx_context=args.abx_context,
+        abx_span=args.abx_items,
         abx_representation=args.abx_representation,
         seed=args.seed,
         save_baseline=args.save_baseline,
@@ -330,6 +331,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     u.add_argument("--max-utterances", type=utterance_count, default=500, help="per split, spread over the speakers")
     u.add_argument("--exclude-silence", action="store_true", help="drop silence frames from mapping and purity")
     u.add_argument("--abx-context", choices=["within", "any"], default="within")
+    u.add_argument(
+        "--abx-items",
+        choices=["phone", "triphone"],
+        default="phone",
+        help="ABX item frames: the central phone (libri-light-abx2) or the whole triphone (ZeroSpeech 2021)",
+    )
     u.add_argument("--abx-representation", choices=["vectors", "onehot"], default="vectors")
     u.add_argument(
         "--save-baseline",

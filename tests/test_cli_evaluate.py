@@ -50,6 +50,20 @@ def test_evaluate_units_reports_model_and_mfcc_baseline(checkpoint, synthetic_co
     assert "baseline" in out.stdout and "pnmi" in out.stdout.lower()
 
 
+def test_evaluate_units_abx_items_flag_reaches_the_abx(checkpoint, synthetic_corpus, tmp_path):
+    results = {}
+    for span in ("phone", "triphone"):
+        report = tmp_path / f"{span}.json"
+        out = cli("evaluate", "units", "--ckpt", str(checkpoint), "--data", str(synthetic_corpus), "--out",
+                  str(report), "--abx-context", "any", "--max-utterances", "12", "--abx-items", span)  # fmt: skip
+        assert out.returncode == 0, out.stderr[-3000:]
+        results[span] = json.loads(report.read_text())
+        assert results[span]["abx_span"] == span
+    phone, triphone = results["phone"], results["triphone"]
+    assert triphone["abx_items"] >= phone["abx_items"] > 0  # a triphone span never loses an item to rounding
+    assert triphone["model"]["phone_accuracy"] == phone["model"]["phone_accuracy"]  # frame metrics unchanged
+
+
 def test_evaluate_conversion_reports_speaker_content_and_spectral_metrics(checkpoint, synthetic_corpus, tmp_path):
     report = tmp_path / "conv.json"
     out = cli("evaluate", "conversion", "--ckpt", str(checkpoint), "--data", str(synthetic_corpus), "--out",

@@ -88,7 +88,8 @@ def test_saved_baseline_predicts_the_units_the_evaluation_scored(tmp_path):
     result = evaluate_units(model, train, held, alignments, save_baseline=path)
 
     km = joblib.load(path)  # what fairseq's quantize_with_kmeans.py and textlesslib's KMeansQuantizer do
-    assert km[-1].n_clusters == result["codebook_size"] == model.quantizer.codebook_size
+    assert km.n_clusters == km[-1].n_clusters == result["codebook_size"] == model.quantizer.codebook_size
+    km.verbose = False  # textlesslib's KMeansQuantizer sets this, then reads n_clusters as its vocab_size
     units, phones = _scored_units(km.predict, [(w, alignments[u]) for u, w, _ in held], model)
     scores = purity_and_pnmi(np.concatenate(units), phones)
     base = result["baseline"]

@@ -197,8 +197,8 @@ class KMeansUnits:
     as the in-house full-batch k-means it replaced (mini-batches scored PNMI 0.605 against its 0.633 on a
     small synthetic corpus). ``save`` writes it with joblib, so their ``quantize_with_kmeans.py``
     (``joblib.load(path).predict(frames)``) gives the units that the evaluation scored, from the same
-    ``mfcc_frames``. The pipeline has no ``n_clusters`` of its own:
-    textlesslib's ``KMeansQuantizer`` reads it from ``model[-1]``, which takes standardised frames.
+    ``mfcc_frames``. The pipeline also carries ``n_clusters`` (K), which textlesslib's ``KMeansQuantizer``
+    reads as its vocabulary size, so that loads it as it is too.
 
     Attributes:
         model: the fitted pipeline; ``model.predict`` maps (N, F) raw frames to (N,) units.
@@ -231,7 +231,9 @@ class KMeansUnits:
         if max_frames is not None and x.shape[0] > max_frames:
             x = x[np.sort(np.random.default_rng(seed).choice(x.shape[0], max_frames, replace=False))]
         kmeans = KMeans(k, max_iter=iters, random_state=seed, **KMEANS_OPTIONS).fit(scaler.transform(x))
-        return cls(Pipeline([("scale", scaler), ("kmeans", kmeans)]))
+        pipeline = Pipeline([("scale", scaler), ("kmeans", kmeans)])
+        pipeline.n_clusters = k  # textlesslib's KMeansQuantizer reads its vocab_size from the loaded object
+        return cls(pipeline)
 
     @property
     def centroids(self) -> Tensor:
