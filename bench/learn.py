@@ -211,14 +211,16 @@ def main() -> int:
     for point in report["points"]:
         print(row(point))
     print(LEGEND)
-    spk, content = conversion["speaker"], conversion["content"]
+    spk, content, voicing = conversion["speaker"], conversion["content"], conversion.get("voicing") or {}
     print(
         f"conversion: target {cell(spk['target_rate'], 100, 1)} %, source {cell(spk['source_rate'], 100, 1)} % "
         f"(classifier on real speech {cell(spk['classifier_accuracy'], 100, 1)} %, "
         f"{cell(spk.get('classifier_accuracy_noisy'), 100, 1)} % at 10 dB SNR); MCD to target "
         f"{cell(content['mcd_target'], 1, 2)} dB vs source {cell(content['mcd_source_target'], 1, 2)} dB; "
         f"code agreement {cell(content['code_agreement'], 100, 1)} % (chance "
-        f"{cell(content['code_agreement_chance'], 100, 1)} %)"
+        f"{cell(content['code_agreement_chance'], 100, 1)} %); voiced frames "
+        f"{cell(voicing.get('voiced_converted'), 100, 1)} % vs real target "
+        f"{cell(voicing.get('voiced_target_real'), 100, 1)} %"
         + (
             f"; WER converted {cell(content['wer_converted'], 100, 1)} % vs real target "
             f"{cell(content['wer_target_real'], 100, 1)} %"
