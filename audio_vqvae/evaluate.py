@@ -24,7 +24,7 @@ from .alignment import PhoneSegment, frame_labels
 from .errors import EvaluationError
 from .metrics.abx import abx_error, abx_items
 from .metrics.features import KMeansUnits, mfcc_frames
-from .metrics.pitch import PitchTrack, yin
+from .metrics.pitch import PitchTrack, pooled_voicing, yin
 from .metrics.speaker import CHECK_SNR_DB, train_speaker_classifier
 from .metrics.spectral import MCD_DEFINITION, mcep_alpha, mel_cepstral_distortion, reconstruction_metrics
 from .metrics.units import SILENCE_PHONES, bitrate, is_silence, phone_mapping_accuracy, purity_and_pnmi
@@ -429,13 +429,13 @@ def evaluate_conversion(
         reconstruction = {
             "mcd": float(np.mean([s["mcd"] for s in scores])),
             "log_mel_distance_db": float(np.mean([s["log_mel_distance_db"] for s in scores])),
-            "voiced_resynthesis": _pooled_voicing([yin(_mono(b), sr) for _, b in reconstructions])[0],
-            "voiced_original": _pooled_voicing([yin(_mono(a), sr) for a, _ in reconstructions])[0],
+            "voiced_resynthesis": pooled_voicing([yin(_mono(b), sr) for _, b in reconstructions])[0],
+            "voiced_original": pooled_voicing([yin(_mono(a), sr) for a, _ in reconstructions])[0],
             "n": len(scores),
         }
     voicing: dict[str, Any] = {}
     for name, key, _ in _voicing_audio(pairs[0]):
-        voicing[f"voiced_{key}"], voicing[f"f0_{key}_hz"] = _pooled_voicing(tracks[name])
+        voicing[f"voiced_{key}"], voicing[f"f0_{key}_hz"] = pooled_voicing(tracks[name])
     voicing["n_target_real"] = len(tracks["target"])
     return {
         "sample_rate": sr,
@@ -479,13 +479,6 @@ def _voicing_audio(p: ConversionPair) -> tuple[tuple[str, str, Tensor | None], .
         ("source", "source_real", p.source),
         ("target", "target_real", p.target),
     )
-
-
-def _pooled_voicing(tracks: Sequence[PitchTrack]) -> tuple[float | None, float | None]:
-    """(voiced frames / frames, median f0 in Hz over voiced frames) of several YIN tracks, frames pooled."""
-    voiced = np.concatenate([t.voiced for t in tracks]) if tracks else np.zeros(0, dtype=bool)
-    f0 = np.concatenate([t.f0[t.voiced] for t in tracks]) if tracks else np.zeros(0)
-    return (float(voiced.mean()) if voiced.size else None), (float(np.median(f0)) if f0.size else None)
 
 
 def _word_error_rates(

@@ -393,6 +393,13 @@ def _check_integers(key: str, values) -> None:
             raise TokenFormatError(f"{key}[{i}] is {str(v)[:30]}, out of range (64-bit integers)")
 
 
+def _add_unique(seen: set[str], uid: str, path: Path, lineno: int) -> None:
+    """Add ``uid`` to ``seen``; an id already there is an error naming the file and line."""
+    if uid in seen:
+        raise TokenFormatError(f"{path}:{lineno}: duplicate utterance id {uid!r}")
+    seen.add(uid)
+
+
 def _read_named(path: str | Path, sep: str) -> list[tuple[str, Tensor]]:
     path = Path(path)
     if not path.is_file():
@@ -402,9 +409,7 @@ def _read_named(path: str | Path, sep: str) -> list[tuple[str, Tensor]]:
         if not line.strip():
             continue
         uid, values = _parse_line(path, lineno, line, sep)
-        if uid in seen:
-            raise TokenFormatError(f"{path}:{lineno}: duplicate utterance id {uid!r}")
-        seen.add(uid)
+        _add_unique(seen, uid, path, lineno)
         rows.append((uid, torch.tensor(values, dtype=torch.long)))
     return rows
 
@@ -438,9 +443,7 @@ def read_ids(path: str | Path) -> list[str]:
             check_id(uid)
         except TokenFormatError as e:
             raise TokenFormatError(f"{path}:{lineno}: {e}") from None
-        if uid in seen:
-            raise TokenFormatError(f"{path}:{lineno}: duplicate utterance id {uid!r}")
-        seen.add(uid)
+        _add_unique(seen, uid, path, lineno)
         ids.append(uid)
     return ids
 
@@ -524,9 +527,7 @@ def read_jsonl(path: str | Path) -> list[tuple[str, Tensor]]:
             raise TokenFormatError(f"{path}:{lineno}: {e}") from None
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
             raise TokenFormatError(f"{path}:{lineno}: not a units record ({type(e).__name__}: {e})") from None
-        if uid in seen:
-            raise TokenFormatError(f"{path}:{lineno}: duplicate utterance id {uid!r}")
-        seen.add(uid)
+        _add_unique(seen, uid, path, lineno)
         rows.append((uid, codes))
     return rows
 

@@ -20,6 +20,7 @@ WaveNet decoder's failure after short trainings, shows as a small voiced share.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,17 +115,15 @@ def yin(
     return PitchTrack(f0, ~np.isnan(f0), hop / sample_rate)
 
 
-def voicing_summary(wavs: list[Tensor | np.ndarray], sample_rate: int) -> dict[str, float | None]:
-    """Voiced share and median f0 over several recordings, frames pooled.
-
-    Returns:
-        ``voiced``: voiced frames / frames (None without frames); ``median_f0_hz``: median f0
-        over all voiced frames (None when none is voiced).
-    """
-    tracks = [yin(w, sample_rate) for w in wavs]
+def pooled_voicing(tracks: Sequence[PitchTrack]) -> tuple[float | None, float | None]:
+    """(voiced frames / frames, median f0 in Hz over all voiced frames) of several tracks, frames pooled;
+    None without frames, or without a voiced one for the f0."""
     voiced = np.concatenate([t.voiced for t in tracks]) if tracks else np.zeros(0, dtype=bool)
     f0 = np.concatenate([t.f0[t.voiced] for t in tracks]) if tracks else np.zeros(0)
-    return {
-        "voiced": float(voiced.mean()) if voiced.size else None,
-        "median_f0_hz": float(np.median(f0)) if f0.size else None,
-    }
+    return (float(voiced.mean()) if voiced.size else None), (float(np.median(f0)) if f0.size else None)
+
+
+def voicing_summary(wavs: list[Tensor | np.ndarray], sample_rate: int) -> dict[str, float | None]:
+    """``pooled_voicing`` of ``yin`` on several recordings, as ``voiced`` and ``median_f0_hz``."""
+    voiced, median_f0 = pooled_voicing([yin(w, sample_rate) for w in wavs])
+    return {"voiced": voiced, "median_f0_hz": median_f0}
