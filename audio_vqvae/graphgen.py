@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from .uniforms import draw_uniforms
 from .wavenet import WaveNet, sample
 
 # Steps recorded in one graph: a replay launches steps_per_graph * ~13 * layers kernels at once.
@@ -236,8 +237,8 @@ def generate(
     B, _, N = latents.shape
     T = N * wavenet.hop_length
     if uniforms is None and temperature > 0:
-        uniforms = torch.rand(B, T, device=latents.device, generator=generator)
-    state = wavenet.init_state(latents, speaker)  # conditioning of every frame and layer, range checks
+        uniforms = draw_uniforms(B, T, latents.device, generator)
+    state = wavenet.init_state(latents, speaker, lengths)  # conditioning of every frame and layer, range checks
     sampler = StaticSampler(wavenet, B, N, temperature, steps_per_graph, latents.device, state.cond.dtype)
     sampler.load(state.cond, uniforms)
     del state  # the sampler holds its own copy of the conditioning

@@ -9,9 +9,10 @@ pass: in the fused native loop on the CPU (``fastgen.generate_chunk``), as graph
 ``graphgen.StaticSampler`` on CUDA, elsewhere in the PyTorch loop.
 
 ``decode_stream`` hands the waveform on chunk by chunk, so that a caller can write it as it comes
-(issue 12: memory is then the same for a minute and an hour); a batch small enough
-(``generation_bytes`` within ``ONE_PASS_BYTES``) runs as one ``WaveNet.generate`` call instead,
-whose random stream is ``model.decode``'s. ``decode_chunked`` joins the pieces into waveforms.
+(memory is then the same for a minute and an hour); a batch small enough (``generation_bytes``
+within ``ONE_PASS_BYTES``) runs as one ``WaveNet.generate`` call instead. Both take their uniform
+numbers from the same ``UniformStream``, so a seed gives the same samples on either path and for
+any chunk size. ``decode_chunked`` joins the pieces into waveforms.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from . import fastgen, graphgen
 from .emphasis import DeEmphasis
 from .encoder import length_mask
 from .model import VQVAE
+from .uniforms import UniformStream
 from .wavenet import WaveNet
 
 
@@ -44,16 +46,8 @@ def conditioning_window(
     """
     context = conditioning_context(wavenet)
     a, b = max(0, lo - context), min(latents.size(-1), hi + context)
-    mask = length_mask(lengths - a, b - a)  # (B, 1, b - a)
-    x = latents[..., a:b] * mask
-    for module in wavenet.cond_net:
-        x = module(x)
-        if isinstance(module, nn.ReLU):
-            x = x * mask
-    c = wavenet.cond_proj(x) + wavenet.speaker_proj(wavenet.speaker_embedding(speaker)).unsqueeze(-1)
-    B, n_layers = latents.size(0), len(wavenet.layers)
-    c = c.view(B, n_layers, wavenet.gate_channels, b - a)[..., lo - a : hi - a]  # (B, L, G, hi - lo)
-    return c.permute(0, 3, 1, 2).contiguous()
+    c = wavenet.conditioning(latents[..., a:b], speaker, (lengths - a).clamp(min=0))  # (B, L, G, b - a)
+    return c[..., lo - a : hi - a].permute(0, 3, 1, 2).contiguous()  # (B, hi - lo, L, G)
 
 
 def conditioning_context(wavenet: WaveNet) -> int:
@@ -91,8 +85,8 @@ def generate_chunked(
 
     Utterances run longest first and leave the batch when done, as in ``WaveNet.generate``.
     Given the same ``uniforms`` (or greedy, ``temperature=0``), each utterance gets the samples of
-    ``WaveNet.generate`` on it alone. Without them, uniforms are drawn chunk by chunk, so a seeded
-    run is reproducible but not the same stream as ``model.decode``'s.
+    ``WaveNet.generate`` on it alone. Without them, they come from a ``UniformStream`` of
+    ``generator``: the numbers ``WaveNet.generate`` draws from the same seed, whatever ``chunk_frames``.
 
     Memory is O(B * chunk_frames) but for the codes, and, with ``mel_conditioning``, the mel
     decoder's features of every frame ((D + n_mels) floats a frame), which are computed whole.
@@ -135,6 +129,7 @@ def generate_chunked(
     context = conditioning_context(wavenet)
     x = torch.full((B,), wavenet.n_classes // 2, dtype=torch.long, device=device)
     de_emphasis = DeEmphasis(model.pre_emphasis)  # one state per (sorted) row, carried across chunks
+    stream = UniformStream(B, device, generator)
     active = B
     for first in range(0, N, chunk_frames):
         last = min(N, first + chunk_frames)
@@ -143,8 +138,8 @@ def generate_chunked(
         n = (last - first) * hop
         if temperature <= 0:
             u = None
-        elif uniforms is None:
-            u = torch.rand(B, n, device=device, generator=generator)
+        elif uniforms is None:  # drawn in the callers' row order, as one pass draws them
+            u = stream.take(n)[order.to(device)]
         else:
             u = uniforms[order.to(uniforms.device), first * hop : last * hop].to(device)
         a, b = max(0, first - context), min(N, last + context)
@@ -219,10 +214,10 @@ def static_sampler(
     return sampler
 
 
-# A batch that fits this (generation_bytes) runs as one WaveNet.generate call, whose random stream is
-# model.decode's; a larger one runs chunk by chunk (the native loop on the CPU, graphs on CUDA), which
-# is as fast and keeps memory the same for any length (issue 12). 64 MiB: about 85 s of audio at batch
-# 1 with the tiny preset, 1 s at paper size (whose conditioning is 30 KB a frame).
+# A batch that fits this (generation_bytes) runs as one WaveNet.generate call; a larger one runs chunk
+# by chunk (the native loop on the CPU, graphs on CUDA), which is as fast and keeps memory the same for
+# any length. 64 MiB: about 85 s of audio at batch 1 with the tiny preset, 1 s at paper size (whose
+# conditioning is 30 KB a frame).
 ONE_PASS_BYTES = 64 * 2**20
 
 

@@ -12,6 +12,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from .encoder import length_mask
+from .uniforms import draw_uniforms
+
 
 def receptive_field(kernel_size: int, layers_per_stack: int, n_stacks: int) -> int:
     """Samples the WaveNet sees for one output: 1 + (k - 1) * n_stacks * (2**layers_per_stack - 1)."""
@@ -167,19 +170,29 @@ class WaveNet(nn.Module):
         if speaker.numel() and (int(speaker.min()) < 0 or int(speaker.max()) >= self.n_speakers):
             raise ValueError(f"speaker ids must be in [0, {self.n_speakers}), got {speaker.tolist()}")
 
-    def conditioning(self, latents: Tensor, speaker: Tensor) -> Tensor:
+    def conditioning(self, latents: Tensor, speaker: Tensor, lengths: Tensor | None = None) -> Tensor:
         """Per-frame gate biases of every layer.
 
         Args:
             latents: (B, D, N) quantized latents.
             speaker: (B,) int64 speaker ids.
+            lengths: (B,) frames of each utterance: every conditioning conv's input is zeroed past it,
+                so a row of a padded batch gets the conditioning of the row alone. None: all N.
         Returns:
             (B, L, G, N) with L layers and G gate channels.
         """
         if speaker.dim() != 1 or speaker.size(0) != latents.size(0):
             raise ValueError(f"speaker must have shape ({latents.size(0)},), got {tuple(speaker.shape)}")
         B, _, N = latents.shape
-        c = self.cond_proj(self.cond_net(latents))  # (B, L * G, N)
+        x = latents
+        if lengths is not None:
+            mask = length_mask(lengths.to(latents.device), N).to(latents.dtype)  # (B, 1, N)
+            x = x * mask
+        for module in self.cond_net:
+            x = module(x)
+            if lengths is not None and isinstance(module, nn.ReLU):  # the next conv's input
+                x = x * mask
+        c = self.cond_proj(x)  # (B, L * G, N)
         c = c + self.speaker_proj(self.speaker_embedding(speaker)).unsqueeze(-1)
         return c.view(B, len(self.layers), self.gate_channels, N)
 
@@ -214,16 +227,17 @@ class WaveNet(nn.Module):
         return self.head(skips)  # (B, n_classes, T)
 
     # ---- incremental generation -------------------------------------------------------------
-    def init_state(self, latents: Tensor, speaker: Tensor) -> GenerationState:
+    def init_state(self, latents: Tensor, speaker: Tensor, lengths: Tensor | None = None) -> GenerationState:
         """Prepare generation: conditioning of all frames and layers, empty input caches, step weights.
 
         Args:
             latents: (B, D, N) quantized latents.
             speaker: (B,) int64 speaker ids.
+            lengths: (B,) frames of each utterance (see ``conditioning``); None: all N.
         """
         self.check_speakers(speaker)
         B = latents.size(0)
-        cond = self.conditioning(latents, speaker).permute(0, 3, 1, 2).contiguous()  # (B, N, L, G)
+        cond = self.conditioning(latents, speaker, lengths).permute(0, 3, 1, 2).contiguous()  # (B, N, L, G)
         # Zeros are the causal conv's left padding, so step t = 0 matches the forward pass.
         buffers = [latents.new_zeros(B, (la.kernel_size - 1) * la.dilation, la.conv.in_channels) for la in self.layers]
         return GenerationState(cond=cond, buffers=buffers, weights=self.step_weights(), hop_length=self.hop_length)
@@ -365,8 +379,8 @@ class WaveNet(nn.Module):
         order = torch.argsort(lengths, descending=True, stable=True).to(device)
         n_samples = (lengths.sort(descending=True).values * self.hop_length).tolist()  # one host copy, before the loop
         if uniforms is None and temperature > 0:
-            uniforms = torch.rand(B, T, device=device, generator=generator)
-        state = self.init_state(latents[order], speaker[order])
+            uniforms = draw_uniforms(B, T, device, generator)
+        state = self.init_state(latents[order], speaker[order], lengths[order.cpu()])
         start = self.n_classes // 2
         out = torch.full((B, T), start, dtype=torch.long, device=device)
         x = torch.full((B,), start, dtype=torch.long, device=device)

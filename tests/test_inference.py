@@ -134,6 +134,35 @@ def test_chunked_generation_equals_one_uninterrupted_pass(mel_conditioning, pre_
         assert torch.equal(greedy[b], model.decode(codes[b : b + 1, :n], int(speakers[b]), temperature=0)[0, 0])
 
 
+@pytest.mark.parametrize("loop", ["torch", "native"])
+def test_a_seed_gives_the_same_samples_in_one_pass_and_in_chunks_of_any_size(loop, monkeypatch):
+    """decode_chunked's one-call path and its chunked path, at several chunk sizes, sample the same
+    waveform from the same seed: both take their uniforms from one UniformStream, in the rows' order."""
+    from audio_vqvae import fastgen, synthesis
+
+    if loop == "native" and not fastgen.available():
+        pytest.skip(f"native generator unavailable: {fastgen.unavailable_reason()}")
+    torch.manual_seed(0)
+    model = VQVAE.from_config(apply_overrides(preset("tiny"), {"pre_emphasis": 0.85})).eval()
+    codes, lengths, speakers = torch.randint(0, 32, (3, 70)), torch.tensor([40, 70, 13]), torch.tensor([2, 0, 1])
+    chunked = synthesis.generate_chunked
+    monkeypatch.setattr(synthesis, "generate_chunked", lambda *a, **k: chunked(*a, **k, loop=loop))
+    backend = "torch" if loop == "torch" else "native"
+    generate = model.decoder.generate
+    monkeypatch.setattr(model.decoder, "generate", lambda *a, **k: generate(*a, **k, backend=backend))
+
+    def run(**options):
+        return decode_chunked(model, codes, speakers, lengths, generator=torch.Generator().manual_seed(5), **options)
+
+    one_pass = run()  # within the one-call budget: one WaveNet.generate call
+    assert [w.numel() for w in one_pass] == [n * 64 for n in lengths.tolist()] and one_pass[1].abs().sum() > 0
+    for chunk_frames in (3, 16, 64):  # 70 frames x 64 samples cross the uniforms' 4,096-sample blocks
+        chunks = run(one_pass_bytes=0, chunk_frames=chunk_frames)
+        assert all(torch.equal(a, b) for a, b in zip(one_pass, chunks)), chunk_frames
+    other_seed = decode_chunked(model, codes, speakers, lengths, generator=torch.Generator().manual_seed(6))
+    assert not torch.equal(other_seed[1], one_pass[1])
+
+
 @pytest.mark.parametrize("mel_conditioning, pre_emphasis", [(False, 0.0), (True, 0.85)])
 def test_native_and_pytorch_chunk_loops_give_the_same_samples(mel_conditioning, pre_emphasis):
     """The native loop resumed chunk by chunk (fastgen.generate_chunk) and the PyTorch loop agree."""

@@ -145,6 +145,27 @@ def test_greedy_generation_is_argmax_of_forward_on_its_own_output(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_each_row_of_a_padded_batch_gets_the_samples_of_the_row_alone(backend):
+    """Whatever lies past a row's length (here noise, not zeros), its samples are those of the row
+    generated alone: every conditioning conv's input is zeroed past the length (two conv layers, so a
+    bias of the first would otherwise reach the last frame through the second)."""
+    net = tiny_wavenet(n_cond_layers=2)
+    gen = torch.Generator().manual_seed(6)
+    lengths = torch.tensor([4, 7, 2])
+    latents = torch.randn(3, 4, 7, generator=gen)  # noise past each length
+    speaker, uniforms = torch.tensor([1, 0, 2]), torch.rand(3, 7 * HOP, generator=gen)
+    batch = net.generate(latents, speaker, lengths, uniforms=uniforms, backend=backend)
+    for b, n in enumerate(lengths.tolist()):
+        alone = net.generate(latents[b : b + 1, :, :n], speaker[b : b + 1], uniforms=uniforms[b : b + 1, : n * HOP])
+        assert torch.equal(batch[b, : n * HOP], alone[0]), b
+        assert (batch[b, n * HOP :] == 16).all() and alone.unique().numel() > 3
+    with torch.no_grad():  # the conditioning itself, in the last frame of the shortest row
+        whole, short = net.conditioning(latents, speaker, lengths), net.conditioning(latents[2:, :, :2], speaker[2:])
+        assert torch.allclose(whole[2, ..., :2], short[0], atol=1e-6)
+        assert not torch.allclose(net.conditioning(latents, speaker)[2, ..., 1], short[0, ..., 1], atol=1e-3)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_cached_generation_matches_naive_generator_when_sampling(backend):
     net = tiny_wavenet()
     gen = torch.Generator().manual_seed(4)

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ..uniforms import draw_uniforms
 from . import _build
 
 if TYPE_CHECKING:
@@ -289,7 +290,7 @@ def _generate(
     order = torch.argsort(lengths, descending=True, stable=True)  # as the reference: longest first
     n_samples = (lengths * hop).clamp(0, T).contiguous()
     if uniforms is None and temperature > 0:
-        uniforms = torch.rand(B, T, device=latents.device, generator=generator)  # the reference's draw
+        uniforms = draw_uniforms(B, T, latents.device, generator)  # the reference's draw
     if temperature > 0:
         if uniforms.dim() != 2 or uniforms.size(0) != B or uniforms.size(1) < T:
             raise ValueError(f"uniforms must have shape ({B}, {T}), got {tuple(uniforms.shape)}")
@@ -301,7 +302,7 @@ def _generate(
     if B == 0 or T == 0:
         return out, logits
 
-    cond = wavenet.conditioning(latents, speaker)  # (B, L, G, N)
+    cond = wavenet.conditioning(latents, speaker, lengths)  # (B, L, G, N)
     rc = _launch(lib, wavenet, cond.permute(0, 3, 1, 2), order, n_samples, uniforms, temperature, out, logits,
                  threads, weight_dtype, teams)  # fmt: skip
     if rc != 0:
