@@ -9,9 +9,8 @@ import logging
 import signal
 import sys
 import traceback
-from collections.abc import Callable
 
-from . import __version__
+from . import __version__, argtypes
 from .config import PRESETS, Config, experiment_config, load_overrides, merge, parse_assignments, to_dict
 from .errors import DEBUG_VARIABLE, AudioVQVAEError, UsageError, debug_requested
 
@@ -58,66 +57,6 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def finite_non_negative(what: str) -> Callable[[str], float]:
-    """An argparse type: a finite number, 0 or more, of ``what`` ("minutes", "temperature")."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number ({what}), got {text!r}") from None
-        if not (value >= 0 and value != float("inf")):
-            raise argparse.ArgumentTypeError(f"must be a finite number ({what}) >= 0, got {text!r}")
-        return value
-
-    return parse
-
-
-def finite_positive(what: str) -> Callable[[str], float]:
-    """An argparse type: a finite number above 0, of ``what`` ("seconds")."""
-    non_negative = finite_non_negative(what)
-
-    def parse(text: str) -> float:
-        value = non_negative(text)
-        if value == 0:
-            raise argparse.ArgumentTypeError(f"must be a finite number ({what}) > 0, got {text!r}")
-        return value
-
-    return parse
-
-
-def int_at_least(minimum: int, what: str) -> Callable[[str], int]:
-    """An argparse type: a whole number of ``what`` ("step", "utterances", "frames"), ``minimum`` or more."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number ({what}), got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be a whole number ({what}) >= {minimum}, got {text!r}")
-        return value
-
-    return parse
-
-
-def positive_int(what: str) -> Callable[[str], int]:
-    """An argparse type: a whole number, 1 or more, of ``what``."""
-    return int_at_least(1, what)
-
-
-def non_negative_int(what: str) -> Callable[[str], int]:
-    """An argparse type: a whole number, 0 or more, of ``what``."""
-    return int_at_least(0, what)
-
-
-_minutes = finite_non_negative("minutes")  # --time-limit
-finite_temperature = finite_non_negative("temperature")  # --temperature; 0 is greedy
-_seconds = finite_positive("seconds")  # --chunk-seconds, --batch-seconds
-_step = positive_int("step")  # --stop-at
-utterance_count = positive_int("utterances")  # --batch-size (also of evaluate conversion)
-_frames = positive_int("frames")  # --chunk-frames
-
 DEBUG_HELP = f"show the traceback of a user error too, not just its one line (or set {DEBUG_VARIABLE}=1)"
 
 
@@ -140,14 +79,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def load_model(args: argparse.Namespace):
     """The checkpoint's model on the chosen device (auto: a GPU when there is one)."""
-    import torch
-
     from .model import VQVAE
 
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return VQVAE.load(args.ckpt, map_location=device)
+    return VQVAE.load(args.ckpt, map_location=args.device)
 
 
 def generation_options(args: argparse.Namespace) -> dict:
@@ -236,16 +170,26 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_generation_arguments(p: argparse.ArgumentParser, encodes: bool = True) -> None:
-    p.add_argument("--batch-size", type=utterance_count, default=8, help="utterances generated together (default 8)")
     p.add_argument(
-        "--temperature", type=finite_temperature, default=1.0, help="sampling temperature; 0 is greedy (default 1)"
+        "--batch-size", type=argtypes.utterance_count, default=8, help="utterances generated together (default 8)"
+    )
+    p.add_argument(
+        "--temperature",
+        type=argtypes.finite_temperature,
+        default=1.0,
+        help="sampling temperature; 0 is greedy (default 1)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the sampling (default 0)")
     p.add_argument(
-        "--chunk-frames", type=_frames, default=250, help="frames generated per chunk; bounds memory (default 250)"
+        "--chunk-frames",
+        type=argtypes.frames,
+        default=250,
+        help="frames generated per chunk; bounds memory (default 250)",
     )
     if encodes:
-        p.add_argument("--chunk-seconds", type=_seconds, default=4.0, help="encoder window in seconds (default 4)")
+        p.add_argument(
+            "--chunk-seconds", type=argtypes.seconds, default=4.0, help="encoder window in seconds (default 4)"
+        )
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -285,8 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "train",
         help="train a model on a prepared corpus",
-        description="Train on DIR (train.jsonl, valid.jsonl, speakers.txt from data_prep). An --out folder that "
-        "holds last.pt is resumed; run under torchrun for several GPUs or machines.",
+        description="Train on DIR (train.jsonl, valid.jsonl, speakers.txt from audio-vqvae prepare). An --out "
+        "folder that holds last.pt is resumed; run under torchrun for several GPUs or machines.",
     )
     add_config_arguments(p)
     p.add_argument("--data", required=True, metavar="DIR", help="prepared corpus folder")
@@ -294,10 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_const", const=True, default=None, help="resume EXP/last.pt (required)")
     g.add_argument("--no-resume", dest="resume", action="store_const", const=False, help="refuse an EXP with last.pt")
-    p.add_argument("--stop-at", type=_step, metavar="STEP", help="stop after this step; run again to resume")
+    p.add_argument("--stop-at", type=argtypes.step, metavar="STEP", help="stop after this step; run again to resume")
     p.add_argument(
         "--time-limit",
-        type=_minutes,
+        type=argtypes.minutes,
         metavar="MINUTES",
         help="stop after the step that ends past this wall time (set-up included), writing last.pt; run again "
         "to resume (e.g. a cluster job's limit minus a margin). SIGTERM or Ctrl-C also stops after the step in "
@@ -377,9 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="zerospeech format: meta.yaml fields (author, affiliation, description, open_source, train_set, "
         "visually_ground, gpu_budget, parameters) over the defaults; unset ones are left as <template> values",
     )
-    p.add_argument("--chunk-seconds", type=_seconds, default=4.0, help="encoder window in seconds (default 4)")
+    p.add_argument("--chunk-seconds", type=argtypes.seconds, default=4.0, help="encoder window in seconds (default 4)")
     p.add_argument(
-        "--batch-seconds", type=_seconds, default=16.0, help="padded audio per encoder pass (default 16; more on a GPU)"
+        "--batch-seconds",
+        type=argtypes.seconds,
+        default=16.0,
+        help="padded audio per encoder pass (default 16; more on a GPU)",
     )
     p.add_argument(
         "files",

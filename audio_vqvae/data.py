@@ -87,7 +87,7 @@ class SegmentDataset(Dataset):
             if row.sample_rate != sample_rate:
                 raise AudioError(
                     f"{row.path}: sample rate {row.sample_rate} Hz, the model runs at {sample_rate} Hz; "
-                    "prepare the corpus with data_prep (it resamples once)"
+                    "prepare the corpus with audio-vqvae prepare (it resamples once)"
                 )
         self.rows = list(rows)
         self.speaker_ids = [index[r.speaker] for r in self.rows]

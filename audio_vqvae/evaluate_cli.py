@@ -12,8 +12,8 @@ import torch
 from tqdm import tqdm
 
 from .alignment import PhoneSegment, read_phone_table, read_textgrid
+from .argtypes import finite_positive, finite_temperature, non_negative_int, positive_int, utterance_count
 from .audio import load_audio
-from .cli import finite_positive, finite_temperature, non_negative_int, positive_int, utterance_count
 from .errors import InputNotFoundError, ManifestError, UsageError
 from .evaluate import (
     ConversionPair,
@@ -103,9 +103,7 @@ def unit_inputs(
 
 
 def cmd_units(args: argparse.Namespace) -> int:
-    from .cli import load_model  # the CLI's --device handling; imported late (cli imports this module)
-
-    model = load_model(args)
+    model = VQVAE.load(args.ckpt, map_location=args.device)
     train_items, eval_items, alignments = unit_inputs(
         model,
         args.data,
@@ -246,9 +244,7 @@ def run_conversion(
 
 def cmd_conversion(args: argparse.Namespace) -> int:
     data = Path(args.data)
-    from .cli import load_model  # the CLI's --device handling; imported late (cli imports this module)
-
-    model = load_model(args)
+    model = VQVAE.load(args.ckpt, map_location=args.device)
     if args.pairs:
         pairs = read_pair_file(Path(args.pairs), corpus_rows(data))
     else:
@@ -315,7 +311,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     tasks = p.add_subparsers(dest="task", metavar="TASK", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--ckpt", required=True, help="trained checkpoint")
-    common.add_argument("--data", required=True, metavar="DIR", help="prepared corpus folder (data_prep layout)")
+    common.add_argument("--data", required=True, metavar="DIR", help="prepared corpus folder (audio-vqvae prepare)")
     common.add_argument("--out", metavar="REPORT.json", help="write the metrics as JSON")
     common.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     common.add_argument("--seed", type=int, default=0)

@@ -201,7 +201,7 @@ class VQVAE(nn.Module):
 
         Args:
             path: a checkpoint written by training (``EXP/last.pt``, ``best.pt``, ``step_N.pt``).
-            map_location: device to load onto ("cpu", "cuda", ...).
+            map_location: device to load onto ("cpu", "cuda", ...); "auto" is a GPU when there is one.
         Returns:
             The model in eval mode on that device, with ``speakers``, ``checkpoint`` and ``checkpoint_step`` set.
         Raises:
@@ -209,6 +209,8 @@ class VQVAE(nn.Module):
         """
         from .checkpoint import config_from_checkpoint, load_checkpoint
 
+        if map_location == "auto":
+            map_location = "cuda" if torch.cuda.is_available() else "cpu"
         state = load_checkpoint(path, map_location)
         model = cls.from_config(config_from_checkpoint(state).model)
         model.load_state_dict(state["model"])

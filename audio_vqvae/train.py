@@ -97,7 +97,7 @@ def flat_differences(a: dict, b: dict, prefix: str = "") -> list[str]:
 def read_data_folder(data_dir: Path) -> tuple[list[str], list, list]:
     """Speaker list, train rows and valid rows (possibly empty) of a prepared corpus folder."""
     if not (data_dir / "train.jsonl").is_file():
-        raise TrainingError(f"{data_dir}: no train.jsonl here; prepare a corpus with data_prep first")
+        raise TrainingError(f"{data_dir}: no train.jsonl here; prepare a corpus with audio-vqvae prepare first")
     speakers = read_speakers(data_dir / "speakers.txt")
     train_rows = read_manifest(data_dir / "train.jsonl")
     valid_rows = read_manifest(data_dir / "valid.jsonl") if (data_dir / "valid.jsonl").is_file() else []
@@ -147,7 +147,7 @@ def train(
 
     Args:
         cfg: the experiment config; ``model.decoder.n_speakers`` is set from the speaker list.
-        data_dir: folder with train.jsonl, valid.jsonl and speakers.txt (see data_prep).
+        data_dir: folder with train.jsonl, valid.jsonl and speakers.txt (written by ``audio-vqvae prepare``).
         out_dir: experiment folder (config.yaml, checkpoints, TensorBoard logs, and ``train.log``: the
             log lines, INFO and higher, of every run there, appended; written by rank 0 only).
         resume: True resumes last.pt, False refuses an out_dir that holds one, None resumes if present.
