@@ -3,7 +3,7 @@
 An encoder pass allocates and frees the same few MB of activations, pass after pass. With glibc's
 default, dynamic thresholds the free top of the heap is handed back to the OS between passes, and
 the next pass faults every page in again: encoding 30 minutes at 16 kHz with the tiny preset made
-0.9 million page faults and took 9.3 s, against no faults and 5.3 s with these settings (issue 12).
+0.9 million page faults and took 9.3 s, against no faults and 5.3 s with these settings.
 What is kept is bounded (``TRIM_BYTES`` of free heap, allocations of ``MMAP_BYTES`` or more mapped
 and unmapped as before), so memory still does not grow with the audio's length. The jobs behind the
 command line call ``keep_freed_memory``; a Python caller running long encodings may call it too.

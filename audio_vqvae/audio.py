@@ -84,7 +84,7 @@ BLOCK_FRAMES = 1 << 16
 
 class AudioStream:
     """An audio file as mono float32 blocks at ``sample_rate``: read, downmixed and resampled a block at
-    a time, so that memory does not grow with the file (issue 12); joined, the blocks are ``load_audio``'s.
+    a time, so that memory does not grow with the file; joined, the blocks are ``load_audio``'s.
 
     The header is read here, so a missing or unreadable file fails at once; the samples are read
     when the stream is iterated (each iteration reads the file from its start). The checks of

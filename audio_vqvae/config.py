@@ -45,7 +45,7 @@ class EncoderConfig:
     layer_norm: bool = True  # per-time-step layer norm after each conv (wav2vec 2.0); the paper has none
     # "waveform": the strided convs above (the paper). "log_mel": log-mel frames on the same grid (hop =
     # the strides' product), then a kernel-3 conv and the residual blocks at the last width (see
-    # audio_vqvae/mel_encoder.py); kernel_sizes are then unused. Much faster to train (issue 11).
+    # audio_vqvae/mel_encoder.py); kernel_sizes are then unused. Much faster to train.
     frontend: Literal["waveform", "log_mel"] = "waveform"
     n_mels: int = 80  # mel bands of the log_mel front end
 
@@ -207,7 +207,7 @@ MINIMUM: dict[type, dict[str, int]] = {
 
 # Named configs hold only their differences from the defaults above.
 PRESETS: dict[str, dict[str, Any]] = {
-    "default": {},  # the paper's sizes with the training choices that keep the codebook alive (issue 11)
+    "default": {},  # the paper's sizes with the training choices that keep the codebook alive
     # van den Oord et al. 2017 as written: the codebook learned by its loss, Euclidean lookup, no extras.
     "paper": {
         "mel_loss_weight": None,

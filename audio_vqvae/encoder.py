@@ -117,7 +117,7 @@ class Encoder(nn.Module):
         layer_norm: normalise each strided conv's output and the residual stack's output over
             channels, per time step (``ChannelLayerNorm``). Without it a fresh encoder's outputs are
             ruled by its biases: the waveform's share shrinks layer by layer, every frame points
-            the same way, and the codebook collapses within the first hundred steps (issue 11).
+            the same way, and the codebook collapses within the first hundred steps.
     """
 
     def __init__(

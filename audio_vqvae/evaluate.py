@@ -1,4 +1,4 @@
-"""What the model learned (issue 5): unit discovery against phone alignments, beside an MFCC k-means
+"""What the model learned: unit discovery against phone alignments, beside an MFCC k-means
 baseline, and voice conversion (speaker identity, content, spectral distance).
 
 Both entry points take data already loaded (waveform tensors at ``model.sample_rate``, alignments
@@ -321,7 +321,7 @@ def evaluate_conversion(
       excluded, DTW-aligned, dB; named in ``mcd_definition``) between the converted audio and the
       target speaker's reading, and ``mcd_source_target`` between the unconverted source and that
       reading, the figure a conversion should go below.
-    - **Voicing** (issue 11, ``metrics.pitch``: YIN with a voicing decision, 10 ms frames pooled
+    - **Voicing** (``metrics.pitch``: YIN with a voicing decision, 10 ms frames pooled
       over pairs): ``voiced_converted``, the share of voiced frames in the converted audio, beside
       ``voiced_source_real`` and ``voiced_target_real`` (the real source and parallel target
       readings); ``f0_converted_hz``, ``f0_source_real_hz`` and ``f0_target_real_hz``, median f0

@@ -2,7 +2,7 @@
 
 The paper's encoder learns its filters from the raw waveform through six strided convs of kernel 4.
 That is slow to train: on 2 CPU cores its codes were still far below an MFCC k-means baseline after
-an hour (issue 11). Chorowski et al. 2019 ("Unsupervised speech representation learning using
+an hour. Chorowski et al. 2019 ("Unsupervised speech representation learning using
 WaveNet autoencoders") found spectral inputs (MFCC, filterbanks) to give the WaveNet autoencoder's
 codes more phonetic content than the waveform, and van Niekerk et al. 2020 encode log-mel frames.
 This encoder takes the same waveform and gives the same frame grid (N = T // hop, frame n centred

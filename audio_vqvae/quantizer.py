@@ -15,14 +15,14 @@ from . import distributed as dist
 # share, so a code never chosen is declared dead after ln(1 / threshold) / -ln(usage_decay) steps:
 # 45 steps at the defaults (threshold 0.1, decay 0.95). An absolute threshold (assignments per step) with
 # a long grace period let a codebook collapse to a few codes for hundreds of steps while reporting no
-# dead code (issue 11).
+# dead code.
 _USAGE_INIT = 1.0
 # Momentum of the running mean and variance that the input normalisation uses in eval mode.
 _NORM_MOMENTUM = 0.05
 _NORM_EPS = 1e-5
 # Relative margin below which a frame is a near tie (``VectorQuantizer.is_near_tie``): its code may differ
 # between mathematically equal encodings (another batch, chunking or thread count), because the encoder's
-# float32 outputs and the lookup's scores differ by rounding. Measured (issue 12): latents differ by at
+# float32 outputs and the lookup's scores differ by rounding. Measured: latents differ by at
 # most 6e-7, and every flipped frame had a margin of at most 2.4e-7 of its scale (about 2 float32 ulps);
 # 1e-6 (about 8 ulps) leaves 4x room. tests/test_quantizer.py checks every flip is below it.
 TIE_TOLERANCE = 1e-6

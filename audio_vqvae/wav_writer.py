@@ -1,4 +1,4 @@
-"""A 16-bit WAV written block by block, atomically: long outputs never have to be held whole (issue 12)."""
+"""A 16-bit WAV written block by block, atomically: long outputs never have to be held whole."""
 
 from __future__ import annotations
 

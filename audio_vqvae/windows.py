@@ -217,8 +217,8 @@ def encode_chunked(
 
     A waveform may come as a stream of blocks (``audio.AudioStream``): its windows are planned as its
     samples arrive (``ready_windows``, then ``plan_windows`` once it has ended) and the samples no
-    window needs any more are dropped after each pass, so memory does not grow with its length
-    (issue 12): it holds a pass, a block and the outputs (codes, and latents when asked for). The
+    window needs any more are dropped after each pass, so memory does not grow with its length:
+    it holds a pass, a block and the outputs (codes, and latents when asked for). The
     windows and passes are those of the whole waveform, so the codes are the same.
 
     Exactness is up to float32 rounding: another chunking, batch composition or thread count changes

@@ -25,7 +25,7 @@ from audio_vqvae.config import preset
 from audio_vqvae.fastgen import bench as fastgen_bench
 from audio_vqvae.wavenet import WaveNet, naive_generate
 
-SIZES = {  # decoder overrides of the paper preset; "small" is issue 7's 20-layer, 64/128/64 decoder
+SIZES = {  # decoder overrides of the paper preset; "small" is the 20-layer, 64/128/64 decoder
     "tiny": None,
     "small": {"residual_channels": 64, "gate_channels": 128, "skip_channels": 64, "n_stacks": 2},
     "paper": {},

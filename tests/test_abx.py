@@ -1,4 +1,4 @@
-"""ABX items follow libri-light's frame rule (issue 14): spans, dropped short phones, triphone spans."""
+"""ABX items follow libri-light's frame rule: spans, dropped short phones, triphone spans."""
 
 from __future__ import annotations
 

@@ -155,7 +155,7 @@ def test_module_imports_loads_and_resamples_without_torchaudio(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
-# ---------------------------------------------------------------- reading in blocks (issue 12)
+# ---------------------------------------------------------------- reading in blocks
 
 
 def test_stream_of_a_48k_stereo_file_joins_to_load_audio_for_any_block_size(tmp_path):

@@ -135,7 +135,7 @@ def files_of(folder) -> dict:
 
 
 def test_a_folder_in_use_is_refused_in_one_line(checkpoint, inputs, tmp_path, capsys):
-    """A second writer into an output folder is refused, not interleaved (issue 12, item 1)."""
+    """A second writer into an output folder is refused, not interleaved (item 1)."""
     out = tmp_path / "out"
     with folder_lock(out):
         err = one_line_error(capsys, "encode", "--ckpt", checkpoint, "--out", out, *inputs)
@@ -153,7 +153,7 @@ def test_a_folder_in_use_is_refused_in_one_line(checkpoint, inputs, tmp_path, ca
 
 
 def test_a_failed_encode_force_leaves_the_previous_outputs_whole(checkpoint, inputs, tmp_path, capsys):
-    """A NaN file found in a later batch stops the run before anything is replaced (issue 12, item 2)."""
+    """A NaN file found in a later batch stops the run before anything is replaced (item 2)."""
     out = tmp_path / "tok"
     args = ["encode", "--ckpt", checkpoint, "--out", out, "--format", "units,codes,jsonl,vectors", "--dedup"]
     code, err = run(capsys, *args, *inputs)

@@ -1,4 +1,4 @@
-"""evaluate_conversion reports voicing (issue 11) and names its MCD (issue 14)."""
+"""evaluate_conversion reports voicing and names its MCD."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""User mistakes are one line and exit status 2; a bug keeps its traceback; --debug shows both (issue 12)."""
+"""User mistakes are one line and exit status 2; a bug keeps its traceback; --debug shows both."""
 
 from __future__ import annotations
 

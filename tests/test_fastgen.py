@@ -98,7 +98,7 @@ def test_same_samples_as_reference(native, kernel_size, temperature, wide):
 def test_chunks_resume_the_generation_exactly(native, kernel_size, temperature, threads):
     """generate_chunk over chunks of 1, 2 or 4 frames (ring buffers, last classes and clock carried; with
     kernel 3 the clock is not a multiple of every ring's span at a chunk's start) gives the samples of one
-    generate call, rows of different lengths leaving the batch on the way (issue 12)."""
+    generate call, rows of different lengths leaving the batch on the way."""
     net = wavenet(kernel_size, wide=True)
     latents, speaker, _, uniforms = inputs(B=4)
     lengths = torch.tensor([6, 3, 5, 1])

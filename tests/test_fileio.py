@@ -1,4 +1,4 @@
-"""Safe outputs: temporaries unique per process, one writer per folder, stale temporaries removed (issue 12)."""
+"""Safe outputs: temporaries unique per process, one writer per folder, stale temporaries removed."""
 
 from __future__ import annotations
 

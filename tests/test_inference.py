@@ -53,7 +53,7 @@ def test_windows_cover_every_frame_once():
 
 def test_chunked_encoding_equals_whole_file_encoding_on_a_long_random_signal():
     """The paper's encoder on 20 s of noise: every chunking gives the codes of one whole-file pass, but
-    at near ties (``VectorQuantizer.is_near_tie``), which may flip with float32 rounding (issue 12)."""
+    at near ties (``VectorQuantizer.is_near_tie``), which may flip with float32 rounding."""
     torch.manual_seed(0)
     model = VQVAE.from_config(preset("paper")).eval()
     wav = torch.randn(20 * 16000 + 123) * 0.3
@@ -73,7 +73,7 @@ def test_chunked_encoding_equals_whole_file_encoding_on_a_long_random_signal():
 @pytest.mark.parametrize("normalised", [True, False])
 def test_codes_do_not_depend_on_the_batch_except_at_near_ties(normalised):
     """20 noise files of 0.06-3 s encoded in one run (several per pass) or each alone: latents agree to
-    1e-5 and codes agree at every frame but near ties (issue 12), which are rare."""
+    1e-5 and codes agree at every frame but near ties, which are rare."""
     torch.manual_seed(0)
     overrides = {"quantizer": {"codebook_size": 512, "batch_norm": normalised, "cosine_similarity": normalised}}
     model = VQVAE.from_config(apply_overrides(preset("tiny"), overrides)).eval()

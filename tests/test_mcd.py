@@ -1,4 +1,4 @@
-"""The standard mel-cepstral distortion (issue 14): SPTK-style mel-cepstra, c0 excluded, DTW, dB."""
+"""The standard mel-cepstral distortion: SPTK-style mel-cepstra, c0 excluded, DTW, dB."""
 
 from __future__ import annotations
 

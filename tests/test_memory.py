@@ -1,4 +1,4 @@
-"""Peak memory of encode and convert does not grow with the input's length, at any rate (issue 12 item 6).
+"""Peak memory of encode and convert does not grow with the input's length, at any rate.
 
 A 10-minute 48 kHz stereo file (115 MB as 16-bit PCM, 230 MB read as float32) is encoded and converted
 with a tiny model, and the peak resident memory (Linux's VmHWM, reset through /proc/self/clear_refs

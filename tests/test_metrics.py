@@ -1,4 +1,4 @@
-"""Metrics of issue 5 on cases with known answers, and both evaluation entry points end to end on a tiny model."""
+"""Metrics on cases with known answers, and both evaluation entry points end to end on a tiny model."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""YIN f0 and voicing (issue 11): tones are voiced at their f0, noise and silence are not."""
+"""YIN f0 and voicing: tones are voiced at their f0, noise and silence are not."""
 
 from __future__ import annotations
 

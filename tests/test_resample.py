@@ -22,7 +22,7 @@ def level_db(x: np.ndarray, reference: float = 0.5) -> float:
 
 
 def test_a_tone_above_the_new_nyquist_rate_is_removed_and_one_below_is_kept():
-    """48 -> 16 kHz: a 9 kHz tone (above 8 kHz) is attenuated by at least 60 dB (issue 14: -146.5 dB with
+    """48 -> 16 kHz: a 9 kHz tone (above 8 kHz) is attenuated by at least 60 dB (-146.5 dB with
     soxr, -16.8 dB with torchaudio); a 1 kHz tone passes within 0.1 dB."""
     n = 48000
     for freq, low, high in [(9000.0, -np.inf, -60.0), (1000.0, -0.1, 0.1)]:

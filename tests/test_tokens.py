@@ -199,7 +199,7 @@ def test_huge_integers_and_bytes_that_are_not_utf8_are_one_line_errors_naming_th
 
 
 def test_two_writers_into_one_folder_keep_their_own_temporaries(tmp_path):
-    """Temporary names are unique: interleaved writers never tear each other's files (issue 12, item 1)."""
+    """Temporary names are unique: interleaved writers never tear each other's files (item 1)."""
     first = TokenWriter(tmp_path, ["units", "jsonl", "codes"], False, 32)
     second = TokenWriter(tmp_path, ["units", "jsonl", "codes"], False, 32)
     for i, uid in enumerate(IDS):
@@ -214,7 +214,7 @@ def test_two_writers_into_one_folder_keep_their_own_temporaries(tmp_path):
 
 
 def test_a_writer_that_fails_leaves_the_folder_as_it_was(tmp_path):
-    """Nothing is moved into place before close: a failed rewrite keeps the old run whole (issue 12, item 2)."""
+    """Nothing is moved into place before close: a failed rewrite keeps the old run whole (item 2)."""
     with TokenWriter(tmp_path, ["units", "codes", "vectors"], False, 32) as writer:
         for uid in IDS:
             writer.add(Tokens(uid, torch.tensor([1, 2, 3]), torch.zeros(3, 2)))

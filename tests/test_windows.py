@@ -1,5 +1,5 @@
 """Tests for audio_vqvae.windows: waveforms given as streams of blocks are encoded as if given whole,
-and only the samples the pending windows read are held (issue 12)."""
+and only the samples the pending windows read are held."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Fast WaveNet generation on the CPU: a fused native sample loop (issue 7), same samples as the reference.
+"""Fast WaveNet generation on the CPU: a fused native sample loop, same samples as the reference.
 
 ``generate`` has the contract of ``WaveNet.generate`` and draws the same samples from the same uniform
-numbers; it is 8 to 15 times faster on 2 cores (figures in bench/fastgen_notes.md). The C source
+numbers, many times faster (``bench/generate.py`` measures it; docs/speed.md has the figures). The C source
 (fastgen.c) is compiled with the system compiler at first use and cached (see ``_build``); where that
 is impossible, ``available()`` is False and ``generate`` runs the PyTorch reference after a one-line
 warning.
@@ -232,7 +232,7 @@ def generate(
         generator: random-number generator for the uniforms.
         threads: CPU threads (default ``torch.get_num_threads()``).
         weight_dtype: torch.bfloat16 halves the weight bytes streamed per sample (faster at small batches;
-            logits change by about 1e-2, see bench/fastgen_notes.md).
+            the logits change slightly; ``bench/generate.py`` measures by how much).
         teams: how many groups the threads form (default ``default_teams``); for benchmarks.
     Returns:
         (B, N * hop) int64 mu-law classes; samples past an utterance's length are the start class.
@@ -343,7 +343,7 @@ def _launch(
     return lib.fastgen_generate(ctypes.byref(args))  # releases the GIL while it runs
 
 
-# ---- chunks of one long generation (issue 12) ----------------------------------------------------
+# ---- chunks of one long generation ----------------------------------------------------
 
 
 @dataclass

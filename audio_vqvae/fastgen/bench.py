@@ -19,7 +19,7 @@ import torch
 from ..wavenet import WaveNet, shift_right
 from . import available, generate, generate_with_logits, unavailable_reason
 
-# decoder sizes of issue 7: paper (30 layers, 128/256/128) and small (20 layers, 64/128/64)
+# decoder sizes: paper (30 layers, 128/256/128) and small (20 layers, 64/128/64)
 SIZES = {
     "paper": dict(residual_channels=128, gate_channels=256, skip_channels=128, layers_per_stack=10, n_stacks=3),
     "small": dict(residual_channels=64, gate_channels=128, skip_channels=64, layers_per_stack=10, n_stacks=2),

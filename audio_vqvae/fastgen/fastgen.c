@@ -1,4 +1,4 @@
-/* Fused WaveNet sample loop on the CPU (issue 7).
+/* Fused WaveNet sample loop on the CPU.
  *
  * One call generates a whole batch: for every sample, every layer's dilated conv (read from a ring
  * buffer of past inputs), gated unit, residual and skip 1x1 conv, the output head and inverse-CDF
@@ -19,7 +19,7 @@
  * padding stays exactly zero through the network. Weights are float32 or bfloat16 (widened to
  * float32 as they are loaded: half the bytes at batch 1, where bandwidth is the limit).
  *
- * A call may also continue a generation (issue 12: a long utterance in chunks of bounded memory):
+ * A call may also continue a generation (a long utterance in chunks of bounded memory):
  * given the ring buffers and last classes a previous call handed back, and the clock t0 it reached,
  * it computes the samples that one uninterrupted call would have computed next.
  *

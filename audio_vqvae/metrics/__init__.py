@@ -1,4 +1,4 @@
-"""Evaluation metrics (issue 5): unit discovery against phones, ABX, bitrate, speaker identity, spectral distances.
+"""Evaluation metrics: unit discovery against phones, ABX, bitrate, speaker identity, spectral distances.
 
 Modules: ``units`` (phone-mapping accuracy, purities, PNMI, bitrate), ``abx`` (triphone ABX within
 and across speakers), ``dtw``, ``features`` (code-aligned MFCC frames, the MFCC k-means baseline),

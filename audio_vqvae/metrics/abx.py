@@ -3,7 +3,7 @@
 Follows Schatz et al. 2013 ("Evaluating speech features with the Minimal-Pair ABX task") as the
 ZeroSpeech benchmarks run it: libri-light's ``eval/ABX_src`` (Kahn et al. 2020,
 https://github.com/facebookresearch/libri-light) and its rework libri-light-abx2
-(https://github.com/zerospeech/libri-light-abx2), whose item rules this module copies (issue 14):
+(https://github.com/zerospeech/libri-light-abx2), whose item rules this module copies:
 
 - An **item** is one phone token with its context: (previous phone, next phone) and the speaker.
   Tokens at an utterance's edges have no context and are left out, and so are non-speech centres

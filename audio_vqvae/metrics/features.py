@@ -188,7 +188,7 @@ KMEANS_OPTIONS = {"n_init": 1, "tol": 0.0}
 
 @dataclass
 class KMeansUnits:
-    """k-means units on standardised frames: the unit-discovery baseline of issue 5, in scikit-learn.
+    """k-means units on standardised frames: the unit-discovery baseline, in scikit-learn.
 
     ``model`` is a fitted ``sklearn.pipeline.Pipeline`` of a ``StandardScaler`` (features are
     standardised so that no dimension dominates the Euclidean k-means) and a ``KMeans``. fairseq and

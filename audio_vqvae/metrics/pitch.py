@@ -1,4 +1,4 @@
-"""f0 and voicing of a recording with YIN (issue 11): is a conversion voiced at all, and at what pitch.
+"""f0 and voicing of a recording with YIN: is a conversion voiced at all, and at what pitch.
 
 YIN (de Cheveigné & Kawahara 2002, "YIN, a fundamental frequency estimator for speech and
 music"), steps 2 to 5 of the paper, on frames of ``frame_ms`` every ``hop_ms``:

@@ -1,6 +1,6 @@
 """Spectral distances between two recordings: mel-cepstral distortion (with DTW) and log-mel distance.
 
-**Mel-cepstrum** (issue 14: the standard one of VC and TTS papers, so MCDs compare with published
+**Mel-cepstrum** (the standard one of VC and TTS papers, so MCDs compare with published
 figures). Hamming-windowed frames of 25 ms every 5 ms, the periodogram with a floor of 1e-6 on the
 16-bit sample scale (SPTK's ``eps``), the real cepstrum of its log, then SPTK's ``freqt``
 all-pass frequency warping (Oppenheim & Johnson 1972; Tokuda et al. 1994) to ``order`` 24 with
