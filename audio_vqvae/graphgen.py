@@ -8,12 +8,13 @@ in a device tensor (the sample clock ``t``, the ring-buffer positions, the frame
 number read at ``t``), so that ``torch.cuda.graphs`` can record ``steps_per_graph`` steps once and
 replay them with one launch (NVIDIA's CUDA-graph pattern for small repeated kernels).
 
-All rows run to the longest utterance (a graph has one batch size); samples past an utterance's
-length are reset to the start class afterwards, as ``WaveNet.generate`` returns them. Rows are
-independent, so the extra steps change nothing else.
+A backend of ``audio_vqvae.generation`` (its ``GraphSampler``). All rows run to the longest
+utterance (a graph has one batch size); samples past an utterance's length are reset to the start
+class afterwards, as ``generation.generate`` returns them. Rows are independent, so the extra steps
+change nothing else.
 
 On the CPU the same step runs eagerly (``StaticSampler.run(graphed=False)``): the tests check it
-against ``WaveNet.generate(backend="torch")``, the reference, and the graph replay against both
+against ``generation.generate(backend="torch")``, the reference, and the graph replay against both
 where CUDA exists.
 """
 
@@ -26,7 +27,6 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .uniforms import draw_uniforms
 from .wavenet import WaveNet, sample
 
 # Steps recorded in one graph: a replay launches steps_per_graph * ~13 * layers kernels at once.
@@ -211,51 +211,6 @@ def head(layers: list[tuple[Tensor, Tensor] | None], skips: Tensor) -> Tensor:
     for layer in layers:
         x = torch.relu(x) if layer is None else torch.addmm(layer[1], x, layer[0])
     return x
-
-
-@torch.no_grad()
-def generate(
-    wavenet: WaveNet,
-    latents: Tensor,
-    speaker: Tensor,
-    lengths: Tensor | None,
-    temperature: float,
-    uniforms: Tensor | None,
-    generator: torch.Generator | None,
-    steps_per_graph: int = STEPS_PER_GRAPH,
-    graphed: bool | None = None,
-) -> Tensor:
-    """``WaveNet.generate`` through CUDA-graph replays (see the module docstring).
-
-    Args:
-        graphed: replay graphs (None: on CUDA devices), falling back to the PyTorch reference loop
-            with a one-line warning when capture or replay fails; False runs the same fixed-shape
-            steps eagerly (slower than the reference; for tests), with no fallback.
-    Returns:
-        (B, N * hop) int64 classes; samples past each utterance's length are the start class.
-    """
-    B, _, N = latents.shape
-    T = N * wavenet.hop_length
-    if uniforms is None and temperature > 0:
-        uniforms = draw_uniforms(B, T, latents.device, generator)
-    state = wavenet.init_state(latents, speaker, lengths)  # conditioning of every frame and layer, range checks
-    sampler = StaticSampler(wavenet, B, N, temperature, steps_per_graph, latents.device, state.cond.dtype)
-    sampler.load(state.cond, uniforms)
-    del state  # the sampler holds its own copy of the conditioning
-    if graphed is None:
-        graphed = latents.device.type == "cuda"
-    if not graphed:
-        out = sampler.run(graphed=False)
-    else:
-        try:
-            out = sampler.run(graphed=True)
-        except RuntimeError as e:  # a driver or capture limitation: the reference still works
-            warn_fallback(e)
-            return wavenet.generate(latents, speaker, lengths, temperature, uniforms=uniforms, backend="torch")
-    if lengths is not None:
-        past = torch.arange(T, device=out.device) >= lengths.to(out.device).long().unsqueeze(1) * wavenet.hop_length
-        out = out.masked_fill(past, sampler.start)  # (B, T)
-    return out
 
 
 def warn_fallback(error: RuntimeError) -> None:

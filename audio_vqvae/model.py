@@ -17,6 +17,7 @@ from .config import ModelConfig, config_section
 from .emphasis import DeEmphasis, check_coefficient, pre_emphasis
 from .encoder import Encoder, build_encoder, jitter
 from .errors import ConfigError, SpeakerError
+from .generation import generate
 from .mel import LogMel, MelDecoder
 from .mel_encoder import MelEncoder
 from .quantizer import VectorQuantizer
@@ -336,7 +337,7 @@ class VQVAE(nn.Module):
         self.check_codes(codes)
         speaker = self.speaker_ids(speaker, codes.size(0)).to(codes.device)
         latents = self.conditioning_features(self.quantizer.dequantize(codes), speaker, lengths)  # (B, D', N)
-        classes = self.decoder.generate(latents, speaker, lengths, temperature, generator)  # (B, N * hop)
+        classes = generate(self.decoder, latents, speaker, lengths, temperature, generator)  # (B, N * hop)
         wav = self.waveform(classes)
         if lengths is not None:
             mask = torch.arange(wav.size(-1), device=wav.device) < lengths.to(wav.device).unsqueeze(1) * self.hop_length

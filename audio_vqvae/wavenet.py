@@ -5,7 +5,6 @@ conditioning, 256-way mu-law output, and cached incremental generation (Paine et
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import torch
@@ -13,7 +12,6 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .encoder import length_mask
-from .uniforms import draw_uniforms
 
 
 def receptive_field(kernel_size: int, layers_per_stack: int, n_stacks: int) -> int:
@@ -236,11 +234,19 @@ class WaveNet(nn.Module):
             lengths: (B,) frames of each utterance (see ``conditioning``); None: all N.
         """
         self.check_speakers(speaker)
-        B = latents.size(0)
-        cond = self.conditioning(latents, speaker, lengths).permute(0, 3, 1, 2).contiguous()  # (B, N, L, G)
+        state = self.empty_state(latents.size(0), latents.device, latents.dtype)
+        state.cond = self.conditioning(latents, speaker, lengths).permute(0, 3, 1, 2).contiguous()  # (B, N, L, G)
+        return state
+
+    def empty_state(self, batch: int, device: torch.device | str, dtype: torch.dtype) -> GenerationState:
+        """Empty input caches and the step weights; ``cond`` is left for the caller to set (a chunk's)."""
         # Zeros are the causal conv's left padding, so step t = 0 matches the forward pass.
-        buffers = [latents.new_zeros(B, (la.kernel_size - 1) * la.dilation, la.conv.in_channels) for la in self.layers]
-        return GenerationState(cond=cond, buffers=buffers, weights=self.step_weights(), hop_length=self.hop_length)
+        buffers = [
+            torch.zeros(batch, (la.kernel_size - 1) * la.dilation, la.conv.in_channels, device=device, dtype=dtype)
+            for la in self.layers
+        ]
+        empty = torch.zeros(batch, 0, len(self.layers), self.gate_channels, device=device, dtype=dtype)
+        return GenerationState(cond=empty, buffers=buffers, weights=self.step_weights(), hop_length=self.hop_length)
 
     def step_weights(self) -> list[tuple[Tensor, Tensor, Tensor, Tensor]]:
         """Per layer (W_conv^T (k * R, G) with taps oldest first, b_conv (G,), W_out^T (G/2, R + S), b_out)."""
@@ -323,73 +329,6 @@ class WaveNet(nn.Module):
             out[:active, i] = x
         return x, active
 
-    @torch.no_grad()
-    def generate(
-        self,
-        latents: Tensor,
-        speaker: Tensor,
-        lengths: Tensor | None = None,
-        temperature: float = 1.0,
-        generator: torch.Generator | None = None,
-        uniforms: Tensor | None = None,
-        backend: str = "auto",
-    ) -> Tensor:
-        """Autoregressive sampling with cached layer inputs, many utterances in one batch.
-
-        Utterances are run longest first, and each leaves the batch once its samples are done.
-        Sampling is inverse-CDF with one uniform number per sample, drawn before the loop (or
-        given), so two generators that are fed the same numbers draw the same samples.
-
-        Args:
-            latents: (B, D, N) quantized latents, zero-padded past each utterance's length.
-            speaker: (B,) int64 speaker ids.
-            lengths: (B,) frames of each utterance; None: all N.
-            temperature: softmax temperature; 0 is greedy (argmax) decoding.
-            generator: random-number generator for the uniforms.
-            uniforms: (B, N * hop) numbers in [0, 1) to use instead of drawing them.
-            backend: "auto" runs the fused native loop (audio_vqvae.fastgen) for float32 models on the
-                CPU when it builds, CUDA-graph replays (audio_vqvae.graphgen) on a GPU, else this
-                PyTorch loop; "native" insists on the native loop and "graph" on graphs (each falling
-                back with a one-line warning); "torch" always runs the PyTorch reference below.
-        Returns:
-            (B, N * hop) int64 mu-law classes; samples past an utterance's length are the start class.
-        """
-        if backend not in ("auto", "native", "graph", "torch"):
-            raise ValueError(f"backend must be auto, native, graph or torch, got {backend!r}")
-        device = latents.device.type
-        if backend == "graph" and device != "cuda":
-            warnings.warn(
-                f"CUDA graphs need a CUDA device, not {latents.device}; using another generator", stacklevel=3
-            )
-        if backend in ("auto", "graph") and device == "cuda":
-            from . import graphgen
-
-            return graphgen.generate(self, latents, speaker, lengths, temperature, uniforms, generator)
-        if backend in ("auto", "native", "graph") and device == "cpu":
-            from . import fastgen
-
-            if backend == "native" or fastgen.can_run(self, latents):
-                return fastgen.generate(
-                    self, latents, speaker, lengths, temperature=temperature, uniforms=uniforms, generator=generator
-                )
-        B, _, N = latents.shape
-        T = N * self.hop_length
-        device = latents.device
-        lengths = torch.full((B,), N, dtype=torch.long) if lengths is None else lengths.cpu().long()
-        order = torch.argsort(lengths, descending=True, stable=True).to(device)
-        n_samples = (lengths.sort(descending=True).values * self.hop_length).tolist()  # one host copy, before the loop
-        if uniforms is None and temperature > 0:
-            uniforms = draw_uniforms(B, T, device, generator)
-        state = self.init_state(latents[order], speaker[order], lengths[order.cpu()])
-        start = self.n_classes // 2
-        out = torch.full((B, T), start, dtype=torch.long, device=device)
-        x = torch.full((B,), start, dtype=torch.long, device=device)
-        u_sorted = uniforms[order] if uniforms is not None else None
-        self.sample_steps(state, x, B, n_samples, 0, out, u_sorted, temperature)
-        result = torch.empty_like(out)
-        result[order] = out
-        return result
-
 
 def inject_noise(classes: Tensor, std: float, n_classes: int, generator: torch.Generator | None = None) -> Tensor:
     """The teacher-forced inputs with Gaussian noise of ``std`` classes, rounded and clipped to the classes.
@@ -434,7 +373,7 @@ def naive_generate(
 ) -> Tensor:
     """Reference generator without caches: each sample re-runs the whole stack over its receptive field.
 
-    Slow by design (it is the baseline in bench/generate.py and a check on ``WaveNet.generate``).
+    Slow by design (it is the baseline in bench/generate.py and a check on ``generation.generate``).
 
     Args:
         latents: (B, D, N); speaker: (B,); n_samples <= N * hop.

@@ -23,6 +23,7 @@ import torch
 from audio_vqvae import fastgen, graphgen
 from audio_vqvae.config import preset
 from audio_vqvae.fastgen import bench as fastgen_bench
+from audio_vqvae.generation import generate
 from audio_vqvae.wavenet import WaveNet, naive_generate
 
 SIZES = {  # decoder overrides of the paper preset; "small" is the 20-layer, 64/128/64 decoder
@@ -59,10 +60,10 @@ def time_cached(net: WaveNet, batch: int, n_samples: int, device: str, backend: 
     frames = max(1, n_samples // net.hop_length)
     latents = torch.randn(batch, net.cond_in_channels, frames, device=device)
     speaker = torch.zeros(batch, dtype=torch.long, device=device)
-    net.generate(latents[..., :1], speaker, backend=backend)  # warm-up
+    generate(net, latents[..., :1], speaker, backend=backend)  # warm-up
     sync(device)
     start = time.perf_counter()
-    net.generate(latents, speaker, backend=backend)
+    generate(net, latents, speaker, backend=backend)
     sync(device)
     return batch * frames * net.hop_length / (time.perf_counter() - start)
 
@@ -144,7 +145,7 @@ def main() -> None:
         lat = torch.randn(1, net.cond_in_channels, 1, device=device)
         spk = torch.zeros(1, dtype=torch.long, device=device)
         assert torch.equal(
-            net.generate(lat, spk, temperature=0, backend="torch")[:, :16],
+            generate(net, lat, spk, temperature=0, backend="torch")[:, :16],
             naive_generate(net, lat, spk, 16, temperature=0),
         )
         n = max(64, int(n_native * scale))

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from audio_vqvae import fastgen
+from audio_vqvae.generation import generate
 from audio_vqvae.wavenet import WaveNet, shift_right
 
 LOGIT_TOL = 1e-4
@@ -52,7 +53,7 @@ def native():
 
 def assert_same_samples(net, latents, speaker, lengths, temperature, uniforms, classes, logits):
     """``classes`` (and its ``logits``) against the reference under the tolerance policy above."""
-    ref = net.generate(latents, speaker, lengths, temperature=temperature, uniforms=uniforms)
+    ref = generate(net, latents, speaker, lengths, temperature=temperature, uniforms=uniforms)
     forced = torch.zeros_like(logits)  # (B, T, C): each row teacher-forced alone, cropped to its length
     with torch.no_grad():
         for b, frames in enumerate(lengths.tolist()):
@@ -124,7 +125,7 @@ def test_draws_uniforms_like_reference(native):
     latents, speaker, _, _ = inputs()
     assert fastgen.can_run(net, latents)
     fast = fastgen.generate(net, latents, speaker, temperature=0.8, generator=torch.Generator().manual_seed(5))
-    ref = net.generate(latents, speaker, temperature=0.8, generator=torch.Generator().manual_seed(5))
+    ref = generate(net, latents, speaker, temperature=0.8, generator=torch.Generator().manual_seed(5))
     assert torch.equal(fast, ref)
 
 
@@ -133,9 +134,9 @@ def test_empty_rows_and_batch_of_one(native):
     latents, speaker, _, uniforms = inputs(B=2)
     lengths = torch.tensor([0, 2])  # a row with no samples at all stays the start class
     fast = fastgen.generate(net, latents, speaker, lengths, uniforms=uniforms, threads=2)
-    assert torch.equal(fast, net.generate(latents, speaker, lengths, uniforms=uniforms))
+    assert torch.equal(fast, generate(net, latents, speaker, lengths, uniforms=uniforms))
     one = fastgen.generate(net, latents[:1], speaker[:1], uniforms=uniforms[:1], threads=2)
-    assert torch.equal(one, net.generate(latents[:1], speaker[:1], uniforms=uniforms[:1]))
+    assert torch.equal(one, generate(net, latents[:1], speaker[:1], uniforms=uniforms[:1]))
 
 
 def test_bf16_weights_close_to_float32(native):
@@ -167,14 +168,16 @@ def test_fallback_to_reference_with_one_line_notice(broken_compiler):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert not fastgen.available()
-        fast = fastgen.generate(net, latents, speaker, lengths, uniforms=uniforms)
-        fastgen.generate(net, latents, speaker, lengths, uniforms=uniforms)
-    assert torch.equal(fast, net.generate(latents, speaker, lengths, uniforms=uniforms))
+        fast = generate(net, latents, speaker, lengths, uniforms=uniforms, backend="native")
+        generate(net, latents, speaker, lengths, uniforms=uniforms, backend="native")
+    assert torch.equal(fast, generate(net, latents, speaker, lengths, uniforms=uniforms, backend="torch"))
     notices = [str(w.message) for w in caught if "fastgen" in str(w.message)]
     assert len(notices) == 1 and "\n" not in notices[0] and "unavailable" in notices[0], notices
     assert "no-such-cc" in fastgen.unavailable_reason()
     with pytest.raises(RuntimeError, match="unavailable"):
         fastgen.generate_with_logits(net, latents, speaker)
+    with pytest.raises(RuntimeError, match="unavailable"):  # the backend itself does not fall back
+        fastgen.generate(net, latents, speaker)
 
 
 def test_unsupported_model_falls_back(native):
@@ -183,5 +186,7 @@ def test_unsupported_model_falls_back(native):
     latents = latents.double()
     assert not fastgen.can_run(net, latents)
     with pytest.warns(RuntimeWarning, match="not float32"):
-        fast = fastgen.generate(net, latents, speaker, lengths, uniforms=uniforms)
-    assert torch.equal(fast, net.generate(latents, speaker, lengths, uniforms=uniforms))
+        fast = generate(net, latents, speaker, lengths, uniforms=uniforms, backend="native")
+    assert torch.equal(fast, generate(net, latents, speaker, lengths, uniforms=uniforms, backend="torch"))
+    with pytest.raises(RuntimeError, match="not float32"):
+        fastgen.generate(net, latents, speaker)

@@ -1,6 +1,6 @@
 """CUDA-graph generation (audio_vqvae.graphgen): the fixed-shape step equals the reference loop.
 
-On the CPU the graphable step runs eagerly and must give exactly ``WaveNet.generate(backend="torch")``'s
+On the CPU the graphable step runs eagerly and must give exactly ``generate(backend="torch")``'s
 samples (same operations on the same numbers). Where CUDA exists, the graph replay must give exactly
 the eager steps' samples on the same device (the same kernels, launched from a graph), and the
 reference's up to the near-tie policy of test_fastgen.py: PyTorch's loop shrinks the batch as rows
@@ -14,7 +14,8 @@ import warnings
 import pytest
 import torch
 
-from audio_vqvae import graphgen
+from audio_vqvae.generation import generate
+from audio_vqvae.generation.samplers import TorchSampler, make_sampler
 from audio_vqvae.graphgen import StaticSampler
 from audio_vqvae.wavenet import WaveNet
 
@@ -48,8 +49,8 @@ def test_static_steps_equal_reference(kernel_size, steps_per_graph, temperature)
     """Device-side ring positions, frame and uniform indices reproduce WaveNet.step exactly, any graph length."""
     net = wavenet(kernel_size)
     latents, speaker, lengths, uniforms = inputs()
-    ref = net.generate(latents, speaker, lengths, temperature=temperature, uniforms=uniforms, backend="torch")
-    out = graphgen.generate(net, latents, speaker, lengths, temperature, uniforms, None, steps_per_graph)
+    ref = generate(net, latents, speaker, lengths, temperature=temperature, uniforms=uniforms, backend="torch")
+    out = static_generate(net, latents, speaker, lengths, temperature, uniforms, steps_per_graph)
     assert out.shape == ref.shape
     assert torch.equal(out, ref)
     if temperature:
@@ -63,13 +64,20 @@ def sampler_for(net: WaveNet, latents, speaker, uniforms, temperature: float = 1
     return sampler
 
 
+def static_generate(net: WaveNet, latents, speaker, lengths, temperature, uniforms, steps: int):
+    """The whole batch as one chunk of eager fixed-shape steps, reset past each length."""
+    out = sampler_for(net, latents, speaker, uniforms if temperature else None, temperature, steps).run(False)
+    past = torch.arange(out.size(1)) >= lengths[:, None] * HOP
+    return out.masked_fill(past, net.n_classes // 2)
+
+
 def test_rows_run_to_the_longest_and_are_reset_past_their_length():
     net = wavenet()
     latents, speaker, lengths, uniforms = inputs()
     raw = sampler_for(net, latents, speaker, uniforms).run(graphed=False)  # every row generated to N * hop
     assert raw.shape == (3, 6 * HOP)
     assert (raw[1, 3 * HOP :] != net.n_classes // 2).any(), "the finished row kept running"
-    out = graphgen.generate(net, latents, speaker, lengths, 1.0, uniforms, None, 5)
+    out = static_generate(net, latents, speaker, lengths, 1.0, uniforms, 5)
     for b, n in enumerate((lengths * HOP).tolist()):
         assert torch.equal(out[b, :n], raw[b, :n])
         assert (out[b, n:] == net.n_classes // 2).all()
@@ -118,34 +126,37 @@ def test_chunked_decoding_with_the_static_loop_equals_the_pytorch_loop(chunk_fra
     codes = torch.randint(0, cfg.quantizer.codebook_size, (3, 7))
     speaker, lengths = torch.tensor([0, 2, 1]), torch.tensor([7, 2, 5])
     runs = {}
-    for loop in ("torch", "static"):
+    for backend in ("torch", "graph"):  # graph off a GPU: the same fixed-shape steps, eagerly (a warning)
         gen = torch.Generator().manual_seed(3)
-        chunks = generate_chunked(model, codes, speaker, lengths, chunk_frames=chunk_frames, generator=gen, loop=loop)
-        runs[loop] = torch.cat([wav for _, wav in chunks], 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            chunks = generate_chunked(
+                model, codes, speaker, lengths, chunk_frames=chunk_frames, generator=gen, backend=backend
+            )
+            runs[backend] = torch.cat([wav for _, wav in chunks], 1)
     assert runs["torch"].abs().sum() > 0
-    assert torch.equal(runs["static"], runs["torch"])
+    assert torch.equal(runs["graph"], runs["torch"])
 
 
 def test_failed_capture_falls_back_to_reference_with_one_warning(monkeypatch):
     net = wavenet()
-    latents, speaker, lengths, uniforms = inputs()
 
-    def broken(self, graphed):
+    def broken(self):
         raise RuntimeError("operation not permitted when stream is capturing\nmore detail")
 
-    monkeypatch.setattr(StaticSampler, "run", broken)
+    monkeypatch.setattr(StaticSampler, "capture", broken)
     with pytest.warns(UserWarning, match="CUDA graph generation failed .operation not permitted") as record:
-        out = graphgen.generate(net, latents, speaker, lengths, 1.0, uniforms, None, graphed=True)
-    assert len(record) == 1
-    assert torch.equal(out, net.generate(latents, speaker, lengths, uniforms=uniforms, backend="torch"))
+        sampler = make_sampler(net, "auto", 3, 6, 1.0, torch.device("cpu"), torch.float32, graphed=True)
+    assert len(record) == 1 and "\n" not in str(record[0].message)
+    assert isinstance(sampler, TorchSampler)  # before any sample: the whole run takes the reference loop
 
 
 def test_graph_backend_on_cpu_warns_and_gives_the_reference_samples():
     net = wavenet()
     latents, speaker, lengths, uniforms = inputs()
     with pytest.warns(UserWarning, match="CUDA graphs need a CUDA device"):
-        out = net.generate(latents, speaker, lengths, uniforms=uniforms, backend="graph")
-    assert torch.equal(out, net.generate(latents, speaker, lengths, uniforms=uniforms, backend="torch"))
+        out = generate(net, latents, speaker, lengths, uniforms=uniforms, backend="graph")
+    assert torch.equal(out, generate(net, latents, speaker, lengths, uniforms=uniforms, backend="torch"))
 
 
 @cuda
@@ -155,10 +166,10 @@ def test_cuda_graph_replay_equals_eager_steps_and_reference(temperature):
     latents, speaker, lengths, uniforms = inputs(device="cuda")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a capture failure must not pass silently through the fallback
-        graphed = net.generate(latents, speaker, lengths, temperature=temperature, uniforms=uniforms)
+        graphed = generate(net, latents, speaker, lengths, temperature=temperature, uniforms=uniforms)
     eager_out = sampler_for(net, latents, speaker, uniforms if temperature else None, temperature, 64).run(False)
     for b, n in enumerate((lengths * HOP).tolist()):
         assert torch.equal(graphed[b, :n], eager_out[b, :n])
-    ref = net.generate(latents, speaker, lengths, temperature=temperature, uniforms=uniforms, backend="torch")
+    ref = generate(net, latents, speaker, lengths, temperature=temperature, uniforms=uniforms, backend="torch")
     agree = (graphed == ref).float().mean().item()
     assert agree > 0.95, f"graph replay and the PyTorch loop agree on only {agree:.1%} of samples"

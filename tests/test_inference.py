@@ -10,9 +10,10 @@ from trained_tiny import trained_checkpoint, write_tone
 from audio_vqvae import VQVAE
 from audio_vqvae.audio import mu_law_decode, resampled_length
 from audio_vqvae.config import apply_overrides, preset
+from audio_vqvae.generation import clock_period, generate
 from audio_vqvae.inference import convert, decode_tokens, extract_tokens
 from audio_vqvae.model import SpeakerError
-from audio_vqvae.synthesis import clock_period, decode_chunked, decode_stream, generate_chunked
+from audio_vqvae.synthesis import decode_chunked, decode_stream, generate_chunked
 from audio_vqvae.windows import encode_chunked, plan_windows
 
 
@@ -127,7 +128,7 @@ def test_chunked_generation_equals_one_uninterrupted_pass(mel_conditioning, pre_
     for b in range(3):
         n = int(lengths[b])
         latents = model.conditioning_features(model.quantizer.dequantize(codes[b : b + 1, :n]), speakers[b : b + 1])
-        alone = model.decoder.generate(latents, speakers[b : b + 1], uniforms=uniforms[b : b + 1, : n * 64])
+        alone = generate(model.decoder, latents, speakers[b : b + 1], uniforms=uniforms[b : b + 1, : n * 64])
         expected = model.waveform(alone)[0]
         assert torch.equal(outs[b], expected) and alone.unique().numel() > 20
         assert torch.equal(expected, mu_law_decode(alone[0])) == (pre_emphasis == 0)
@@ -138,7 +139,7 @@ def test_chunked_generation_equals_one_uninterrupted_pass(mel_conditioning, pre_
 def test_a_seed_gives_the_same_samples_in_one_pass_and_in_chunks_of_any_size(loop, monkeypatch):
     """decode_chunked's one-call path and its chunked path, at several chunk sizes, sample the same
     waveform from the same seed: both take their uniforms from one UniformStream, in the rows' order."""
-    from audio_vqvae import fastgen, synthesis
+    from audio_vqvae import fastgen, generation, synthesis
 
     if loop == "native" and not fastgen.available():
         pytest.skip(f"native generator unavailable: {fastgen.unavailable_reason()}")
@@ -146,10 +147,9 @@ def test_a_seed_gives_the_same_samples_in_one_pass_and_in_chunks_of_any_size(loo
     model = VQVAE.from_config(apply_overrides(preset("tiny"), {"pre_emphasis": 0.85})).eval()
     codes, lengths, speakers = torch.randint(0, 32, (3, 70)), torch.tensor([40, 70, 13]), torch.tensor([2, 0, 1])
     chunked = synthesis.generate_chunked
-    monkeypatch.setattr(synthesis, "generate_chunked", lambda *a, **k: chunked(*a, **k, loop=loop))
-    backend = "torch" if loop == "torch" else "native"
-    generate = model.decoder.generate
-    monkeypatch.setattr(model.decoder, "generate", lambda *a, **k: generate(*a, **k, backend=backend))
+    monkeypatch.setattr(synthesis, "generate_chunked", lambda *a, **k: chunked(*a, **k, backend=loop))
+    front_door = generation.generate
+    monkeypatch.setattr(generation, "generate", lambda *a, **k: front_door(*a, **k, backend=loop))
 
     def run(**options):
         return decode_chunked(model, codes, speakers, lengths, generator=torch.Generator().manual_seed(5), **options)
@@ -177,7 +177,7 @@ def test_native_and_pytorch_chunk_loops_give_the_same_samples(mel_conditioning, 
     uniforms = torch.rand(3, 9 * 64)
     runs = {
         loop: torch.cat([w for _, w in generate_chunked(model, codes, speakers, lengths, chunk_frames=3,
-                                                        uniforms=uniforms, loop=loop)], 1)
+                                                        uniforms=uniforms, backend=loop)], 1)
         for loop in ("torch", "native")
     }  # fmt: skip
     assert torch.equal(runs["torch"], runs["native"]) and runs["native"].abs().sum() > 0

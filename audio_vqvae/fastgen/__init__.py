@@ -1,10 +1,12 @@
 """Fast WaveNet generation on the CPU: a fused native sample loop, same samples as the reference.
 
-``generate`` has the contract of ``WaveNet.generate`` and draws the same samples from the same uniform
-numbers, many times faster (``bench/generate.py`` measures it; docs/speed.md has the figures). The C source
-(fastgen.c) is compiled with the system compiler at first use and cached (see ``_build``); where that
-is impossible, ``available()`` is False and ``generate`` runs the PyTorch reference after a one-line
-warning.
+A backend of ``audio_vqvae.generation``: its ``NativeSampler`` runs ``generate_chunk``, and
+``generation.generate`` picks it, or falls back from it, with a one-line warning. ``generate`` is the
+one-pass entry point (benchmarks and tests: threads, teams, bf16 weights); it has the contract of
+``generation.generate`` and draws the same samples from the same uniform numbers, many times faster
+(``bench/generate.py`` measures it; docs/speed.md has the figures). The C source (fastgen.c) is
+compiled with the system compiler at first use and cached (see ``_build``); where that is
+impossible, ``available()`` is False.
 
 Exactness: the fast loop does the reference's arithmetic in float32 but adds the terms of each dot
 product in another order, so logits differ by about 1e-6. A sample can therefore differ only when its
@@ -15,7 +17,6 @@ two sequences then go their own ways, as two valid samples of the same model.
 from __future__ import annotations
 
 import ctypes
-import inspect
 import threading
 import warnings
 import weakref
@@ -40,7 +41,9 @@ __all__ = [
     "generate",
     "generate_chunk",
     "generate_with_logits",
+    "notice",
     "unavailable_reason",
+    "unsupported",
 ]
 
 _lock = threading.Lock()
@@ -49,7 +52,7 @@ _packed: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _warned: set[str] = set()
 
 
-def _notice(message: str) -> None:
+def notice(message: str) -> None:
     """One warning per distinct reason and process."""
     if message not in _warned:
         _warned.add(message)
@@ -64,7 +67,7 @@ def _library() -> ctypes.CDLL | None:
                 _state["lib"] = _build.load()
             except _build.BuildError as e:
                 _state["error"] = str(e)
-                _notice(f"audio_vqvae.fastgen: native generator unavailable ({e}); using the PyTorch generator")
+                notice(f"audio_vqvae.fastgen: native generator unavailable ({e}); using the PyTorch generator")
     return _state["lib"]  # type: ignore[return-value]
 
 
@@ -78,7 +81,7 @@ def can_run(wavenet: WaveNet, latents: Tensor) -> bool:
 
     For a backend switch that picks the native loop quietly where it applies.
     """
-    return available() and _unsupported(wavenet, latents) is None
+    return available() and unsupported(wavenet, latents) is None
 
 
 def unavailable_reason() -> str | None:
@@ -132,8 +135,8 @@ def _panels(w: Tensor, K_p: int, N_p: int, nb: int) -> Tensor:
     return w.view(K_p, N_p // nb, nb).permute(1, 0, 2).contiguous()
 
 
-def _unsupported(wavenet: WaveNet, latents: Tensor) -> str | None:
-    """Why the native loop cannot run this call (None if it can)."""
+def unsupported(wavenet: WaveNet, latents: Tensor) -> str | None:
+    """Why the native loop cannot run this model on these latents (None if it can), built or not."""
     if latents.device.type != "cpu":
         return f"latents on {latents.device} (the native generator is CPU only)"
     params = list(wavenet.parameters())
@@ -190,14 +193,6 @@ def _pack(wavenet: WaveNet, vw: int, bf16: bool) -> _Packed:
     return packed
 
 
-def _reference(wavenet: WaveNet, latents, speaker, lengths, temperature, uniforms, generator) -> Tensor:
-    """The PyTorch generator (if WaveNet.generate grows a ``backend`` switch, its reference branch)."""
-    kwargs = {"backend": "torch"} if "backend" in inspect.signature(wavenet.generate).parameters else {}
-    return wavenet.generate(
-        latents, speaker, lengths, temperature=temperature, generator=generator, uniforms=uniforms, **kwargs
-    )
-
-
 def default_teams(batch: int, threads: int) -> int:
     """Teams the threads form for a batch. A team shares every layer's channels between its threads
     (bandwidth bound at small batches: each thread streams 1/n of the weights; one barrier per layer);
@@ -220,10 +215,10 @@ def generate(
     weight_dtype: torch.dtype = torch.float32,
     teams: int | None = None,
 ) -> Tensor:
-    """``WaveNet.generate`` in native code: same arguments, same result for the same uniforms.
+    """``generation.generate`` in native code: same arguments, same result for the same uniforms.
 
     Args:
-        wavenet: the decoder (float32, on the CPU; otherwise the reference runs, after a warning).
+        wavenet: the decoder (float32, on the CPU: ``can_run``).
         latents: (B, D, N) quantized latents, zero-padded past each utterance's length.
         speaker: (B,) int64 speaker ids.
         lengths: (B,) frames of each utterance; None: all N.
@@ -236,6 +231,8 @@ def generate(
         teams: how many groups the threads form (default ``default_teams``); for benchmarks.
     Returns:
         (B, N * hop) int64 mu-law classes; samples past an utterance's length are the start class.
+    Raises:
+        RuntimeError: the native generator is unavailable, or cannot run this model (``unsupported``).
     """
     return _generate(
         wavenet, latents, speaker, lengths, temperature, uniforms, generator, threads, weight_dtype, teams
@@ -275,11 +272,11 @@ def _generate(
     want_logits=False,
 ) -> tuple[Tensor, Tensor | None]:
     lib = _library()
-    reason = None if lib is None else _unsupported(wavenet, latents)
+    if lib is None:
+        raise RuntimeError(f"native generator unavailable: {unavailable_reason()}")
+    reason = unsupported(wavenet, latents)
     if reason is not None:
-        _notice(f"audio_vqvae.fastgen: {reason}; using the PyTorch generator")
-    if lib is None or reason is not None:
-        return _reference(wavenet, latents, speaker, lengths, temperature, uniforms, generator), None
+        raise RuntimeError(f"audio_vqvae.fastgen: {reason}")
     if weight_dtype not in (torch.float32, torch.bfloat16):
         raise ValueError(f"weight_dtype must be torch.float32 or torch.bfloat16, got {weight_dtype}")
 
@@ -306,8 +303,7 @@ def _generate(
     rc = _launch(lib, wavenet, cond.permute(0, 3, 1, 2), order, n_samples, uniforms, temperature, out, logits,
                  threads, weight_dtype, teams)  # fmt: skip
     if rc != 0:
-        _notice(f"audio_vqvae.fastgen: native generator failed (code {rc}: out of memory or threads); using PyTorch")
-        return _reference(wavenet, latents, speaker, lengths, temperature, uniforms, generator), None
+        raise RuntimeError(f"audio_vqvae.fastgen: native generator failed (code {rc}: out of memory or threads)")
     return out, logits
 
 
@@ -389,7 +385,7 @@ def generate_chunk(
     """The next ``n * hop`` samples of a generation run in chunks, natively; ``state`` is updated in place.
 
     Chunk after chunk, each row gets the samples one ``generate`` call on the whole gives with the
-    same uniforms (the chunks' conditioning must be that of the whole: ``synthesis.conditioning_window``).
+    same uniforms (the chunks' conditioning must be that of the whole: ``generation.conditioning_window``).
 
     Args:
         wavenet: the decoder (``can_run`` must hold).
