@@ -52,7 +52,7 @@ def sync(device: str) -> None:
 
 
 def time_cached(net: WaveNet, batch: int, n_samples: int, device: str, backend: str = "torch") -> float:
-    """Samples/s (summed over the batch) of ``WaveNet.generate(backend=...)`` for n_samples per utterance.
+    """Samples/s (summed over the batch) of ``generation.generate(backend=...)`` for n_samples per utterance.
 
     "torch" is the PyTorch reference loop; "graph" the CUDA-graph replay, whose time includes its
     capture (once per call, as users run it).
