@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from .alignment import PhoneSegment, frame_labels
 from .errors import EvaluationError
+from .inference import extract_tokens
 from .metrics.abx import abx_error, abx_items
 from .metrics.features import KMeansUnits, mfcc_frames
 from .metrics.pitch import PitchTrack, pooled_voicing, yin
@@ -63,9 +64,8 @@ def _eval_mode(model: VQVAE) -> Iterator[None]:
 
 
 def _codes(model: VQVAE, wav: Tensor) -> Tensor:
-    """(N,) int64 CPU codes of one (T,) waveform, N = T // hop."""
-    device = next(model.parameters()).device
-    return model.encode(_mono(wav).to(device))[0].cpu()
+    """(N,) int64 CPU codes of one (T,) waveform, N = T // hop, by the chunked encoder of ``encode``."""
+    return extract_tokens(model, [_mono(wav)])[0].codes.cpu()
 
 
 # ---------------------------------------------------------------------------------------------- units
@@ -125,12 +125,13 @@ def evaluate_units(
 ) -> dict[str, Any]:
     """Unit-discovery metrics of the model's codes and of an MFCC k-means baseline, in one run.
 
-    Codes are ``model.encode(wav)``, one per hop (frame rate = sample_rate / hop); code n is
-    labelled with the phone at the centre of its samples (``alignment.frame_labels``). The
-    baseline is scikit-learn's KMeans with the same K (``model.quantizer.codebook_size``)
-    on standardised 39-dim MFCC + deltas frames computed on the same grid (``metrics.features.KMeansUnits``),
-    fitted on the training items' frames, so both systems are scored on exactly the same frames; it
-    uses nothing of the model but its hop and K. Per system (see ``audio_vqvae.metrics``):
+    Codes are those of ``inference.extract_tokens`` (``model.encode(wav)``'s, in bounded memory), one
+    per hop (frame rate = sample_rate / hop); code n is labelled with the phone at the centre of its
+    samples (``alignment.frame_labels``). The baseline is scikit-learn's KMeans with the same K
+    (``model.quantizer.codebook_size``) on standardised 39-dim MFCC + deltas frames computed on the same
+    grid (``metrics.features.KMeansUnits``), fitted on the training items' frames, so both systems are
+    scored on exactly the same frames; it uses nothing of the model but its hop and K. Per system (see
+    ``audio_vqvae.metrics``):
 
     - ``phone_accuracy`` / ``majority_phone_accuracy``: each unit mapped to its most frequent
       phone on the training items, frame accuracy on the held-out items (van den Oord et al.
@@ -313,7 +314,7 @@ def evaluate_conversion(
       speaker (over pairs whose source speaker is among the classes), ``target_posterior`` the
       mean posterior of the target.
     - **Content**: ``code_agreement``, the share of frames where the codes of the converted audio
-      (``model.encode``) equal the source codes, over the first min(N, N') frames of each pair,
+      (``inference.extract_tokens``) equal the source codes, over the first min(N, N') frames of each pair,
       beside ``code_agreement_chance``, the agreement expected from the two code histograms
       alone (sum_k p_source(k) p_converted(k)).
     - **Spectral**, where a pair has a parallel target: ``mcd_target``, the standard MCD of VC

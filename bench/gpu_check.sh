@@ -5,7 +5,9 @@
 #   3. bench/train.py --device cuda (fp32, bf16 and fp16 + GradScaler training steps),
 #   4. a torchrun training run with NCCL on every GPU (one process per GPU), then a CUDA conversion.
 # Usage: bench/gpu_check.sh [--quick] [--out DIR]   (DIR keeps the logs; default a temporary folder)
-set -euo pipefail
+# Env: PYTHON (default python3), STAGE_TIMEOUT seconds per stage (default 300): a stage that fails or
+# hangs is reported and the next one runs, so one hang cannot spend a whole GPU lease.
+set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 quick=()
 out=""
@@ -19,28 +21,34 @@ done
 out=${out:-$(mktemp -d)}
 mkdir -p "$out"
 cd "$root"
-python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu_check.sh: no CUDA device')"
-gpus=$(python -c "import torch; print(torch.cuda.device_count())")
+py=${PYTHON:-python3}
+limit=${STAGE_TIMEOUT:-300}
+failed=()
+stage() {  # stage NAME LOG COMMAND...: run under the time limit, tee to LOG, note a failure
+  local name=$1 log=$2; shift 2
+  echo "== $name ($(date +%T))"
+  timeout "$limit" "$@" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  [ "$rc" = 0 ] || { echo "gpu_check.sh: stage '$name' failed with status $rc (124: over ${limit} s)"; failed+=("$name"); }
+}
+echo "== 0. CUDA ($(date +%T))"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+timeout 120 "$py" -c "import torch, sys; print('torch', torch.__version__); sys.exit(0 if torch.cuda.is_available() else 'gpu_check.sh: no CUDA device')" || exit 1
+gpus=$(timeout 120 "$py" -c "import torch; print(torch.cuda.device_count())") || exit 1
 
-echo "== 1. CUDA tests"
-python -m pytest -q -rs tests/test_graphgen.py tests/test_train.py -k cuda 2>&1 | tee "$out/tests.log"
-
-echo "== 2. generation speed"
-python bench/generate.py --device cuda "${quick[@]}" 2>&1 | tee "$out/generate.log"
-
-echo "== 3. training speed"
-python bench/train.py --device cuda 2>&1 | tee "$out/train.log"
-
-echo "== 4. torchrun on $gpus GPU(s) with NCCL, then conversion on CUDA"
-python -m data_prep.synthetic "$out/data" --n-speakers 2 --n-sentences 6 >"$out/data.log"
-torchrun --standalone --nproc_per_node "$gpus" -m audio_vqvae train --preset tiny --data "$out/data" \
-  --out "$out/model" --set train.steps=40 train.precision=fp16 train.device=cuda train.checkpoint_every=20 \
-  2>&1 | tee "$out/ddp.log"
-python - "$out" <<'PY'
+stage "1. CUDA tests" "$out/tests.log" "$py" -m pytest -q -rs tests/test_graphgen.py tests/test_train.py -k cuda
+stage "2. generation speed" "$out/generate.log" "$py" bench/generate.py --device cuda "${quick[@]}"
+stage "3. training speed" "$out/train.log" "$py" bench/train.py --device cuda
+stage "4a. corpus" "$out/data.log" "$py" -m data_prep.synthetic "$out/data" --n-speakers 2 --n-sentences 6
+stage "4b. torchrun on $gpus GPU(s) with NCCL" "$out/ddp.log" "$py" -m torch.distributed.run --standalone \
+  --nproc_per_node "$gpus" -m audio_vqvae train --preset tiny --data "$out/data" --out "$out/model" \
+  --set train.steps=40 train.precision=fp16 train.device=cuda train.checkpoint_every=20
+echo "== 4c. conversion on CUDA ($(date +%T))"
+timeout "$limit" "$py" - "$out" <<'PY' || failed+=("4c. conversion on CUDA")
 import sys, time
 import torch
 from audio_vqvae.checkpoint import load_checkpoint
+from audio_vqvae.generation import generate
 from audio_vqvae.model import VQVAE
 
 out = sys.argv[1]
@@ -51,11 +59,15 @@ codes = torch.randint(0, model.quantizer.codebook_size, (4, 250), device="cuda")
 speaker = torch.arange(4, device="cuda") % model.decoder.n_speakers
 latents = model.quantizer.dequantize(codes)
 for backend in ("graph", "torch"):
-    model.decoder.generate(latents[..., :2], speaker, backend=backend)
+    generate(model.decoder, latents[..., :2], speaker, backend=backend)
     torch.cuda.synchronize()
     start = time.perf_counter()
-    model.decoder.generate(latents, speaker, backend=backend)
+    generate(model.decoder, latents, speaker, backend=backend)
     torch.cuda.synchronize()
     print(f"tiny model, batch 4 x 1 s: {backend} {4 * 250 * model.hop_length / (time.perf_counter() - start):,.0f} samples/s")
 PY
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "gpu_check.sh: failed stages: ${failed[*]}; logs in $out"
+  exit 1
+fi
 echo "gpu_check.sh: all done; logs in $out"
