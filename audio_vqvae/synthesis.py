@@ -121,14 +121,14 @@ def decode_stream(
 ) -> Iterator[tuple[int, Tensor, bool]]:
     """Waveforms of a batch of code sequences, handed on piece by piece: memory O(B * chunk_frames).
 
-    A batch that fits ``one_pass_bytes`` (``generation_bytes``) is generated in one pass of
-    ``generation.generate``, and each row comes as one piece; a larger one, or one given ``uniforms``, chunk by chunk
-    by ``generate_chunked``, each row's pieces in order.
+    A batch that fits ``one_pass_bytes`` (``generation_bytes``) is generated in one chunk, and each
+    row comes as one piece; a larger one ``chunk_frames`` frames at a time, each row's pieces in
+    order. The samples are the same either way.
 
     Args:
         codes: (B, N); speaker: (B,); lengths: (B,) frames, None: all N.
-        progress: called after each pass or chunk with the number of samples generated (all rows).
-        one_pass_bytes: memory budget of the one-call path; 0 always runs chunks.
+        progress: called after each chunk with the number of samples generated (all rows).
+        one_pass_bytes: memory budget of one chunk for the whole batch; 0 always runs ``chunk_frames``.
     Yields:
         ``(row, piece, last)``: piece (n,) float32 on the CPU, the next samples of row ``row``;
         ``last`` on its final piece. Joined, a row's pieces are its (lengths[row] * hop,) waveform.
@@ -136,19 +136,9 @@ def decode_stream(
     B, N = codes.shape
     lengths = torch.full((B,), N, dtype=torch.long) if lengths is None else lengths.cpu().long()
     hop = model.hop_length
-    if uniforms is None and generation_bytes(model.decoder, B, N) <= one_pass_bytes:
-        model.speaker_ids(speaker, B)  # range checks with the model's messages
-        model.check_codes(codes)
-        speaker = speaker.to(codes.device)
-        latents = model.quantizer.dequantize(codes)  # (B, D, N)
-        latents = model.conditioning_features(latents, speaker, lengths)  # (B, D', N)
-        classes = generation.generate(model.decoder, latents, speaker, lengths, temperature, generator)
-        wav = model.waveform(classes).cpu()  # (B, N * hop)
-        if progress is not None:
-            progress(int(lengths.sum()) * hop)
-        for b in range(B):
-            yield b, wav[b, : int(lengths[b]) * hop], True
-        return
+    model.speaker_ids(speaker, B)  # range checks with the model's messages
+    if generation_bytes(model.decoder, B, N) <= one_pass_bytes:
+        chunk_frames = max(N, 1)
     for b in range(B):
         if lengths[b] <= 0:
             yield b, torch.zeros(0), True
