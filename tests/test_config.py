@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from audio_vqvae.config import (
     ConfigError,
     ModelConfig,
     apply_overrides,
+    experiment_config,
     load_overrides,
     merge,
     parse_assignments,
@@ -188,3 +191,27 @@ def test_validate_checks_a_config_built_in_code():
     bad = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, valid_every=0))
     with pytest.raises(ConfigError, match="'train.valid_every' must be >= 1"):
         validate(bad)
+
+
+def _assert_applied(cfg, overrides, where):
+    for key, value in overrides.items():
+        got = getattr(cfg, key)
+        if isinstance(value, dict):
+            _assert_applied(got, value, f"{where}.{key}")
+        else:
+            assert (list(got) if isinstance(got, tuple) else got) == value, f"{where}.{key}"
+
+
+@pytest.mark.parametrize("path", sorted(Path("recipes").glob("*/conf/*.yaml")), ids=str)
+def test_every_shipped_recipe_config_resolves_with_the_preset_its_recipe_uses(path):
+    # run.sh picks the preset: tiny for the demo and the debug configurations, default otherwise.
+    name = "tiny" if path.parts[1] == "demo" or path.stem == "debug" else "default"
+    overrides = load_overrides(path)
+    cfg = experiment_config(name, overrides)  # a misspelt key or a bad value raises ConfigError
+    _assert_applied(cfg, overrides, str(path))
+    # Only overrides belong in a recipe's conf/: none repeats its preset's own value.
+    base = to_dict(experiment_config(name))
+    for section, values in overrides.items():
+        for key, value in values.items():
+            if not isinstance(value, dict):
+                assert base[section][key] != value, f"{path}: {section}.{key} repeats the default {value!r}"

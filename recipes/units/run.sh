@@ -3,7 +3,7 @@
 # train a VQ-VAE with a coarse hop, a small codebook and time-jitter, extract units, evaluate them
 # against the MFCC k-means baseline, and write them in the fairseq/textlesslib and ZeroSpeech layouts.
 # Usage: recipes/units/run.sh --corpus LIBRISPEECH_DIR --alignments PATH [--stage N] [--stop-stage N]
-#                             [--subset "train-clean-100 dev-clean"] [--out DIR] [--conf units|cpu|debug] [--steps N]
+#                             [--subset "train-clean-100 dev-clean"] [--out DIR] [--conf units|cpu|gpu|debug] [--steps N]
 #                             [--splits "train valid test"]
 # Stages: 1 prepare, 2 train, 3 extract frame units of every split, 4 evaluate units on the test split,
 #         5 write fairseq/textlesslib (units.txt + durations.txt, de-duplicated) and ZeroSpeech (vectors) layouts.
@@ -24,9 +24,9 @@ options="stage stop_stage corpus alignments subset out conf steps splits"
 # shellcheck source=recipes/parse_options.sh
 . "$here/../parse_options.sh"
 case "$conf" in
-  units | cpu) preset=default ;;
+  units | cpu | gpu) preset=default ;;
   debug) preset=tiny ;;
-  *) echo "run.sh: --conf must be units, cpu or debug, not $conf" >&2; exit 2 ;;
+  *) echo "run.sh: --conf must be units, cpu, gpu or debug, not $conf" >&2; exit 2 ;;
 esac
 cd "$root"
 data="$out/data"
