@@ -9,8 +9,8 @@ __version__ = "0.1.0"
 
 # Public names, imported on first use so that `audio-vqvae --help` and config code stay light.
 _EXPORTS = {
-    "VQVAE": "model",
-    "VQVAEOutput": "model",
+    "VQVAE": "models.vqvae",
+    "VQVAEOutput": "models.vqvae",
     "ModelConfig": "config",
     "EncoderConfig": "config",
     "QuantizerConfig": "config",

@@ -101,7 +101,7 @@ def weights_mismatch(model_config: Any, weights: dict[str, torch.Tensor]) -> str
 
     The model is built on the meta device (no memory, no initialisation) with the RNG state kept.
     """
-    from .model import VQVAE
+    from .models.vqvae import VQVAE
 
     with torch.random.fork_rng(devices=[]), torch.device("meta"):
         expected = {k: tuple(v.shape) for k, v in VQVAE.from_config(model_config).state_dict().items()}

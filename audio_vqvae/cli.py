@@ -41,7 +41,7 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_info(args: argparse.Namespace) -> int:
     """Print the resolved model config, receptive fields and parameter counts."""
-    from .model import VQVAE
+    from .models.vqvae import VQVAE
 
     cfg = config_from_args(args)
     info = VQVAE.from_config(cfg.model).describe()
@@ -79,7 +79,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def load_model(args: argparse.Namespace):
     """The checkpoint's model on the chosen device (auto: a GPU when there is one)."""
-    from .model import VQVAE
+    from .models.vqvae import VQVAE
 
     return VQVAE.load(args.ckpt, map_location=args.device)
 

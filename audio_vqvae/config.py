@@ -45,7 +45,7 @@ class EncoderConfig:
     layer_norm: bool = True  # per-time-step layer norm after each conv (wav2vec 2.0); the paper has none
     # "waveform": the strided convs above (the paper). "log_mel": log-mel frames on the same grid (hop =
     # the strides' product), then a kernel-3 conv and the residual blocks at the last width (see
-    # audio_vqvae/mel_encoder.py); kernel_sizes are then unused. Much faster to train.
+    # audio_vqvae/models/mel_encoder.py); kernel_sizes are then unused. Much faster to train.
     frontend: Literal["waveform", "log_mel"] = "waveform"
     n_mels: int = 80  # mel bands of the log_mel front end
 
@@ -90,7 +90,7 @@ class DecoderConfig:
 
 @dataclass
 class MelDecoderConfig:
-    """Auxiliary speaker-conditioned decoder from the codes to log-mel frames (see ``audio_vqvae.mel``)."""
+    """Auxiliary speaker-conditioned decoder from the codes to log-mel frames (see ``audio_vqvae.models.mel``)."""
 
     n_mels: int = 80
     channels: int = 256
@@ -111,10 +111,10 @@ class ModelConfig:
     # Condition the WaveNet on the mel decoder's prediction too (a vocoder of the codes' spectrogram).
     mel_conditioning: bool = False
     # The WaveNet models x_t - a x_{t-1} (a = this) and its samples are de-emphasised: its noise then has
-    # the spectral tilt of speech (LPCNet's noise shaping, audio_vqvae/emphasis.py). 0: off (the paper).
+    # the spectral tilt of speech (LPCNet's noise shaping, audio_vqvae/models/emphasis.py). 0: off (the paper).
     pre_emphasis: float = 0.0
     # Weight of a speaker classifier on the quantized latents behind a gradient reversal, which pushes
-    # speaker information out of the codes (audio_vqvae/adversary.py); None: none (the paper).
+    # speaker information out of the codes (audio_vqvae/models/adversary.py); None: none (the paper).
     speaker_adversary_weight: float | None = None
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)

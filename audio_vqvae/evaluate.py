@@ -30,7 +30,7 @@ from .metrics.speaker import CHECK_SNR_DB, train_speaker_classifier
 from .metrics.spectral import MCD_DEFINITION, mcep_alpha, mel_cepstral_distortion, reconstruction_metrics
 from .metrics.units import SILENCE_PHONES, bitrate, is_silence, phone_mapping_accuracy, purity_and_pnmi
 from .metrics.wer import Recognizer, normalize_words, word_errors
-from .model import VQVAE
+from .models.vqvae import VQVAE
 from .tables import number, percent, unit_rows
 
 Item = tuple[str, Tensor, str]  # (utterance id, (T,) waveform at model.sample_rate, speaker name)

@@ -26,7 +26,7 @@ from .evaluate import (
 from .fileio import atomic_write_text
 from .jobs import RealTimeBar
 from .manifest import SPLITS, Utterance, read_manifest
-from .model import VQVAE
+from .models.vqvae import VQVAE
 from .pairs import pair_fields, spread
 from .prepare import normalize_text
 

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from .audio import AudioError, AudioStream, audio_info, join_blocks, resampled_length
 from .errors import UsageError
-from .model import VQVAE, SpeakerLike
+from .models.vqvae import VQVAE, SpeakerLike
 from .synthesis import decode_stream
 from .tokens import Tokens, id_from_path
 from .windows import BATCH_SECONDS, CHUNK_SECONDS, encode_chunked

@@ -27,7 +27,7 @@ from .errors import ManifestError, OutputExistsError, SpeakerError, TokenFormatE
 from .fileio import folder_lock
 from .inference import input_ids, input_samples, iter_decode_pieces, iter_tokens
 from .manifest import read_manifest
-from .model import VQVAE
+from .models.vqvae import VQVAE
 from .pairs import pair_fields
 from .tokens import (
     VECTOR_FORMATS,

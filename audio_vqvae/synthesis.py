@@ -17,10 +17,10 @@ import torch
 from torch import Tensor
 
 from . import generation
-from .emphasis import DeEmphasis
-from .encoder import length_mask
-from .model import VQVAE
-from .wavenet import WaveNet
+from .models.emphasis import DeEmphasis
+from .models.encoder import length_mask
+from .models.vqvae import VQVAE
+from .models.wavenet import WaveNet
 
 
 @torch.no_grad()

@@ -577,7 +577,7 @@ def read_vectors(path: str | Path) -> Tensor:
 
 def codes_from_vectors(vectors: Tensor, codebook: Tensor) -> Tensor:
     """Nearest codebook entry of each (N, D) vector -> (N,) int64 (exact for quantized vectors)."""
-    from .quantizer import nearest_codes
+    from .models.quantizer import nearest_codes
 
     return nearest_codes(vectors.float(), codebook.float().cpu())
 

@@ -31,12 +31,12 @@ from .checkpoint import (
 from .config import Config, to_dict
 from .config import validate as validate_config
 from .data import SegmentDataset, StreamSampler, validation_batches
-from .encoder import hop_length
 from .errors import ConfigError, TrainingError
 from .fileio import remove_stale_temporaries
 from .logfile import log_to_file
 from .manifest import read_manifest, read_speakers
-from .model import VQVAE
+from .models.encoder import hop_length
+from .models.vqvae import VQVAE
 from .monitor import TrainLogger
 from .stopping import StopSignals, ignore_stop_signals
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from .model import VQVAE
+from .models.vqvae import VQVAE
 
 # Defaults sized for CPU caches: 16 s of padded audio per pass ran ~1.5x faster than 40 s on 2 cores
 # (bench/encode.py); on a GPU, larger passes (--batch-seconds) fill the device better.

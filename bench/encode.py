@@ -21,7 +21,7 @@ import time
 import torch
 
 from audio_vqvae.config import apply_overrides, parse_assignments, preset
-from audio_vqvae.model import VQVAE
+from audio_vqvae.models.vqvae import VQVAE
 from audio_vqvae.windows import BATCH_SECONDS, CHUNK_SECONDS, encode_chunked
 
 

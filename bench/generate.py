@@ -1,8 +1,8 @@
 """Generation speed of the WaveNet decoder: native and PyTorch cached generators vs a naive one.
 
 Prints samples/s at batch 1 and 32 for the tiny, small (20 layers, 64/128/64) and paper-size
-decoders: the fused native loop (audio_vqvae.fastgen, float32 and bf16 weights; CPU), CUDA-graph
-replays of the sample step (audio_vqvae.graphgen; CUDA), the PyTorch
+decoders: the fused native loop (audio_vqvae.generation.fastgen, float32 and bf16 weights; CPU), CUDA-graph
+replays of the sample step (audio_vqvae.generation.graphgen; CUDA), the PyTorch
 cached reference and the naive generator that re-runs the receptive field for every sample, with
 the ratios, the core count and peak memory, all measured in one run. Weights are random (speed
 does not depend on them); rates are the best of 3 runs.
@@ -20,11 +20,10 @@ import time
 
 import torch
 
-from audio_vqvae import fastgen, graphgen
 from audio_vqvae.config import preset
-from audio_vqvae.fastgen import bench as fastgen_bench
-from audio_vqvae.generation import generate
-from audio_vqvae.wavenet import WaveNet, naive_generate
+from audio_vqvae.generation import fastgen, generate, graphgen
+from audio_vqvae.generation.fastgen import bench as fastgen_bench
+from audio_vqvae.models.wavenet import WaveNet, naive_generate
 
 SIZES = {  # decoder overrides of the paper preset; "small" is the 20-layer, 64/128/64 decoder
     "tiny": None,

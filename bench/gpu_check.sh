@@ -20,7 +20,7 @@ while [ $# -gt 0 ]; do
 done
 out=${out:-$(mktemp -d)}
 mkdir -p "$out"
-cd "$root"
+cd "$root" || exit 1
 py=${PYTHON:-python3}
 limit=${STAGE_TIMEOUT:-300}
 failed=()
@@ -49,7 +49,7 @@ import sys, time
 import torch
 from audio_vqvae.checkpoint import load_checkpoint
 from audio_vqvae.generation import generate
-from audio_vqvae.model import VQVAE
+from audio_vqvae.models.vqvae import VQVAE
 
 out = sys.argv[1]
 state = load_checkpoint(f"{out}/model/last.pt")

@@ -41,7 +41,7 @@ from audio_vqvae.evaluate import evaluate_units, format_conversion_report
 from audio_vqvae.evaluate_cli import run_conversion, unit_inputs, word_recognizer
 from audio_vqvae.fileio import atomic_write_text
 from audio_vqvae.manifest import read_manifest, read_speakers
-from audio_vqvae.model import VQVAE
+from audio_vqvae.models.vqvae import VQVAE
 from audio_vqvae.pairs import choose_pairs
 from audio_vqvae.report import read_scalars
 from audio_vqvae.train import pick_device, train

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from audio_vqvae.config import preset
-from audio_vqvae.model import VQVAE
-from audio_vqvae.wavenet import shift_right
+from audio_vqvae.models.vqvae import VQVAE
+from audio_vqvae.models.wavenet import shift_right
 
 
 def rss_mib() -> float:

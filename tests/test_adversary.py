@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from audio_vqvae import VQVAE
-from audio_vqvae.adversary import SpeakerAdversary, reverse_gradient
 from audio_vqvae.config import ConfigError, apply_overrides, preset
+from audio_vqvae.models.adversary import SpeakerAdversary, reverse_gradient
 
 
 def test_reverse_gradient_is_identity_forward_and_negated_scaled_backward():

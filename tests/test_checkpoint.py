@@ -21,7 +21,7 @@ from audio_vqvae.checkpoint import (
     step_checkpoints,
 )
 from audio_vqvae.config import apply_overrides, experiment_config, to_dict
-from audio_vqvae.model import VQVAE
+from audio_vqvae.models.vqvae import VQVAE
 
 TINY = experiment_config("tiny")
 

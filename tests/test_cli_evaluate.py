@@ -92,7 +92,7 @@ def test_evaluate_errors_are_one_line(checkpoint, synthetic_corpus, tmp_path):
 def test_unit_inputs_and_run_conversion_are_the_commands_in_python(checkpoint, synthetic_corpus):
     from audio_vqvae.evaluate_cli import run_conversion, unit_inputs
     from audio_vqvae.manifest import read_manifest
-    from audio_vqvae.model import VQVAE
+    from audio_vqvae.models.vqvae import VQVAE
     from audio_vqvae.report import choose_pairs
 
     model = VQVAE.load(checkpoint)

@@ -9,7 +9,7 @@ from torch.nn import functional as F
 from audio_vqvae import VQVAE
 from audio_vqvae.audio import mu_law_encode
 from audio_vqvae.config import ConfigError, apply_overrides, preset
-from audio_vqvae.emphasis import DeEmphasis, pre_emphasis
+from audio_vqvae.models.emphasis import DeEmphasis, pre_emphasis
 
 
 def test_de_emphasis_inverts_pre_emphasis_in_any_chunking():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from audio_vqvae.encoder import Encoder, encoder_receptive_field, hop_length, jitter
+from audio_vqvae.models.encoder import Encoder, encoder_receptive_field, hop_length, jitter
 
 
 @pytest.mark.parametrize("strides", [(2, 2, 2, 2, 2, 2), (5, 4, 4, 4), (3,), (4, 2)])

@@ -15,7 +15,7 @@ from audio_vqvae.checkpoint import save_checkpoint
 from audio_vqvae.cli import build_parser, main
 from audio_vqvae.config import ConfigError, experiment_config, to_dict
 from audio_vqvae.errors import AudioVQVAEError
-from audio_vqvae.model import VQVAE
+from audio_vqvae.models.vqvae import VQVAE
 
 IMPOSSIBLE_KERNELS = "model.encoder.kernel_sizes=[1,1,1,1,1,1]"  # shorter than the strides (2 each)
 
@@ -44,7 +44,7 @@ def test_every_user_error_is_an_audio_vqvae_error_and_keeps_its_builtin_base():
     from audio_vqvae.checkpoint import CheckpointError
     from audio_vqvae.fileio import FolderInUseError
     from audio_vqvae.manifest import ManifestError
-    from audio_vqvae.model import SpeakerError
+    from audio_vqvae.models.vqvae import SpeakerError
     from audio_vqvae.tokens import TokenFormatError
     from audio_vqvae.train import TrainingError
 
@@ -184,7 +184,7 @@ def test_a_bug_keeps_its_traceback(untrained, tmp_path, capsys, monkeypatch):
 
 def test_a_bug_shows_its_traceback_from_the_command_line():
     code = (
-        "from audio_vqvae.model import VQVAE\n"
+        "from audio_vqvae.models.vqvae import VQVAE\n"
         "from audio_vqvae.cli import main\n"
         "VQVAE.describe = lambda self: int('hop')\n"  # a ValueError from a bug: one line, exit status 2 before
         "raise SystemExit(main(['info', '--preset', 'tiny']))\n"

@@ -1,4 +1,4 @@
-"""Native generator (audio_vqvae.fastgen): the reference's samples from the same uniforms, and its fallback.
+"""Native generator (audio_vqvae.generation.fastgen): the reference's samples from the same uniforms, and its fallback.
 
 Tolerance policy. The native loop adds the terms of each dot product in another order than PyTorch,
 so its logits differ from the reference's by about 1e-7 here (1e-6 at paper size). The tests expect:
@@ -16,9 +16,8 @@ import warnings
 import pytest
 import torch
 
-from audio_vqvae import fastgen
-from audio_vqvae.generation import generate
-from audio_vqvae.wavenet import WaveNet, shift_right
+from audio_vqvae.generation import fastgen, generate
+from audio_vqvae.models.wavenet import WaveNet, shift_right
 
 LOGIT_TOL = 1e-4
 CDF_TOL = 1e-5

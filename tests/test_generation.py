@@ -7,10 +7,9 @@ import warnings
 import pytest
 import torch
 
-from audio_vqvae import fastgen
-from audio_vqvae.generation import BACKENDS, generate
+from audio_vqvae.generation import BACKENDS, fastgen, generate
 from audio_vqvae.generation.samplers import GraphSampler, NativeSampler, TorchSampler, make_sampler
-from audio_vqvae.wavenet import WaveNet
+from audio_vqvae.models.wavenet import WaveNet
 
 HOP = 8
 

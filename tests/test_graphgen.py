@@ -1,4 +1,4 @@
-"""CUDA-graph generation (audio_vqvae.graphgen): the fixed-shape step equals the reference loop.
+"""CUDA-graph generation (audio_vqvae.generation.graphgen): the fixed-shape step equals the reference loop.
 
 On the CPU the graphable step runs eagerly and must give exactly ``generate(backend="torch")``'s
 samples (same operations on the same numbers). Where CUDA exists, the graph replay must give exactly
@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from audio_vqvae.generation import generate
+from audio_vqvae.generation.graphgen import StaticSampler
 from audio_vqvae.generation.samplers import TorchSampler, make_sampler
-from audio_vqvae.graphgen import StaticSampler
-from audio_vqvae.wavenet import WaveNet
+from audio_vqvae.models.wavenet import WaveNet
 
 HOP = 8
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -116,7 +116,7 @@ def test_bad_chunks_are_rejected_clearly():
 @pytest.mark.parametrize("chunk_frames", [2, 4])
 def test_chunked_decoding_with_the_static_loop_equals_the_pytorch_loop(chunk_frames):
     from audio_vqvae.config import preset
-    from audio_vqvae.model import VQVAE
+    from audio_vqvae.models.vqvae import VQVAE
     from audio_vqvae.synthesis import generate_chunked
 
     cfg = preset("tiny")

@@ -72,7 +72,9 @@ def test_kmeans_baseline_needs_nothing_of_the_model():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
-    assert not loaded & {"audio_vqvae.quantizer", "audio_vqvae.model", "audio_vqvae.encoder"}, loaded
+    assert not loaded & {"audio_vqvae.models.quantizer", "audio_vqvae.models.vqvae", "audio_vqvae.models.encoder"}, (
+        loaded
+    )
 
 
 def test_saved_baseline_predicts_the_units_the_evaluation_scored(tmp_path):

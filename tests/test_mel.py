@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from audio_vqvae.config import ConfigError, apply_overrides, preset
-from audio_vqvae.mel import LogMel, MelDecoder
 from audio_vqvae.metrics.features import log_mel_frames
-from audio_vqvae.model import VQVAE
+from audio_vqvae.models.mel import LogMel, MelDecoder
+from audio_vqvae.models.vqvae import VQVAE
 
 
 def test_log_mel_matches_the_metrics_frames_and_is_batch_invariant():

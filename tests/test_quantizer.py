@@ -13,7 +13,7 @@ from torch import multiprocessing as mp
 from torch import nn
 
 from audio_vqvae.config import QuantizerConfig
-from audio_vqvae.quantizer import TIE_TOLERANCE, VectorQuantizer
+from audio_vqvae.models.quantizer import TIE_TOLERANCE, VectorQuantizer
 
 # The paper's quantizer (van den Oord et al. 2017): the tests below state every option they rely on
 # against these plain settings; the config's defaults add EMA, k-means, revival and normalisation.

@@ -20,7 +20,7 @@ import yaml
 from audio_vqvae import distributed
 from audio_vqvae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from audio_vqvae.config import ConfigError, experiment_config, merge, parse_assignments
-from audio_vqvae.model import VQVAE
+from audio_vqvae.models.vqvae import VQVAE
 from audio_vqvae.train import TrainingError, lr_factor, train
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from audio_vqvae.uniforms import BLOCK, UniformStream, draw_uniforms
+from audio_vqvae.generation.uniforms import BLOCK, UniformStream, draw_uniforms
 
 
 def test_pieces_of_a_stream_join_to_one_draw_across_block_boundaries():

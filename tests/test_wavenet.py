@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from audio_vqvae import fastgen
-from audio_vqvae.generation import generate
-from audio_vqvae.wavenet import WaveNet, inject_noise, naive_generate, receptive_field, shift_right
+from audio_vqvae.generation import fastgen, generate
+from audio_vqvae.models.wavenet import WaveNet, inject_noise, naive_generate, receptive_field, shift_right
 
 HOP = 8
 

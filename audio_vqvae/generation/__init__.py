@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor
 
-from ..uniforms import UniformStream
-from ..wavenet import WaveNet
+from ..models.wavenet import WaveNet
 from .conditioning import clock_period, conditioning_context, conditioning_window
 from .samplers import BACKENDS, make_sampler
+from .uniforms import UniformStream
 
 __all__ = [
     "BACKENDS",

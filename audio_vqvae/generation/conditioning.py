@@ -6,7 +6,7 @@ import math
 
 from torch import Tensor, nn
 
-from ..wavenet import WaveNet
+from ..models.wavenet import WaveNet
 
 
 def conditioning_context(wavenet: WaveNet) -> int:

@@ -5,7 +5,7 @@ layers' past inputs, the last sample, the clock) from one chunk to the next, so 
 samples of one uninterrupted pass:
 
 - ``TorchSampler``: the PyTorch reference loop (``WaveNet.sample_steps``), any device;
-- ``NativeSampler``: the fused C loop (``audio_vqvae.fastgen``), float32 on the CPU;
+- ``NativeSampler``: the fused C loop (``audio_vqvae.generation.fastgen``), float32 on the CPU;
 - ``GraphSampler``: fixed-shape steps (``graphgen.StaticSampler``), replayed as CUDA graphs on a
   GPU and run eagerly elsewhere (the same samples, slowly: for tests).
 
@@ -22,8 +22,8 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from .. import fastgen, graphgen
-from ..wavenet import WaveNet
+from ..models.wavenet import WaveNet
+from . import fastgen, graphgen
 from .conditioning import clock_period
 
 BACKENDS = ("auto", "torch", "native", "graph")
@@ -72,7 +72,7 @@ class TorchSampler:
 
 
 class NativeSampler:
-    """The fused C loop of ``audio_vqvae.fastgen`` (its ring buffers live in ``fastgen.ChunkState``)."""
+    """The fused C loop of ``audio_vqvae.generation.fastgen`` (its ring buffers live in ``fastgen.ChunkState``)."""
 
     def __init__(self, wavenet: WaveNet, batch: int, temperature: float):
         self.wavenet, self.temperature = wavenet, temperature
@@ -147,5 +147,5 @@ def make_sampler(
         if reason is None:
             return NativeSampler(wavenet, batch, temperature)
         if backend == "native":
-            fastgen.notice(f"audio_vqvae.fastgen: {reason}; using the PyTorch generator")
+            fastgen.notice(f"audio_vqvae.generation.fastgen: {reason}; using the PyTorch generator")
     return TorchSampler(wavenet, batch, temperature, device, dtype)

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .metrics.features import _mel_basis, fft_size, mel_power
+from ..metrics.features import _mel_basis, fft_size, mel_power
 
 LOG_FLOOR = 1e-5  # mel power floor before the log (-50 dB): silence does not dominate an L1 loss
 

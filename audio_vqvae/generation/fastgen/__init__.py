@@ -31,7 +31,7 @@ from ..uniforms import draw_uniforms
 from . import _build
 
 if TYPE_CHECKING:
-    from ..wavenet import WaveNet
+    from ...models.wavenet import WaveNet
 
 __all__ = [
     "ChunkState",
@@ -67,7 +67,9 @@ def _library() -> ctypes.CDLL | None:
                 _state["lib"] = _build.load()
             except _build.BuildError as e:
                 _state["error"] = str(e)
-                notice(f"audio_vqvae.fastgen: native generator unavailable ({e}); using the PyTorch generator")
+                notice(
+                    f"audio_vqvae.generation.fastgen: native generator unavailable ({e}); using the PyTorch generator"
+                )
     return _state["lib"]  # type: ignore[return-value]
 
 
@@ -276,7 +278,7 @@ def _generate(
         raise RuntimeError(f"native generator unavailable: {unavailable_reason()}")
     reason = unsupported(wavenet, latents)
     if reason is not None:
-        raise RuntimeError(f"audio_vqvae.fastgen: {reason}")
+        raise RuntimeError(f"audio_vqvae.generation.fastgen: {reason}")
     if weight_dtype not in (torch.float32, torch.bfloat16):
         raise ValueError(f"weight_dtype must be torch.float32 or torch.bfloat16, got {weight_dtype}")
 
@@ -303,7 +305,9 @@ def _generate(
     rc = _launch(lib, wavenet, cond.permute(0, 3, 1, 2), order, n_samples, uniforms, temperature, out, logits,
                  threads, weight_dtype, teams)  # fmt: skip
     if rc != 0:
-        raise RuntimeError(f"audio_vqvae.fastgen: native generator failed (code {rc}: out of memory or threads)")
+        raise RuntimeError(
+            f"audio_vqvae.generation.fastgen: native generator failed (code {rc}: out of memory or threads)"
+        )
     return out, logits
 
 
@@ -414,6 +418,8 @@ def generate_chunk(
     rc = _launch(lib, wavenet, cond, order, n_samples, uniforms, temperature, out, None, threads, torch.float32,
                  None, state)  # fmt: skip
     if rc != 0:
-        raise RuntimeError(f"audio_vqvae.fastgen: native generator failed (code {rc}: out of memory or threads)")
+        raise RuntimeError(
+            f"audio_vqvae.generation.fastgen: native generator failed (code {rc}: out of memory or threads)"
+        )
     state.t += T
     return out

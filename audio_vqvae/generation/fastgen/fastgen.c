@@ -3,7 +3,7 @@
  * One call generates a whole batch: for every sample, every layer's dilated conv (read from a ring
  * buffer of past inputs), gated unit, residual and skip 1x1 conv, the output head and inverse-CDF
  * sampling, with no interpreter or operator-dispatch overhead (PyTorch spends 2 to 10 us per small op,
- * about 13 ops per layer per sample). The arithmetic is the reference's (audio_vqvae/wavenet.py,
+ * about 13 ops per layer per sample). The arithmetic is the reference's (audio_vqvae/models/wavenet.py,
  * WaveNet.step and sample()); only the order of float additions inside the dot products differs.
  *
  * Work split. Threads form teams; each team owns some utterances (rows) of the batch, longest first,

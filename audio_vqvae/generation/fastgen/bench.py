@@ -1,6 +1,6 @@
 """Samples/s of the native generator beside the PyTorch reference, and the bf16 weights' error.
 
-    python -m audio_vqvae.fastgen.bench [--quick] [--repeats 3] [--threads N]
+    python -m audio_vqvae.generation.fastgen.bench [--quick] [--repeats 3] [--threads N]
 
 Each figure is the best of ``repeats`` timed runs (other processes share the cores), in samples per
 second summed over the batch. Weights are random: speed does not depend on them. bench/generate.py
@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..wavenet import WaveNet, shift_right
+from ...models.wavenet import WaveNet, shift_right
 from . import available, generate, generate_with_logits, unavailable_reason
 
 # decoder sizes: paper (30 layers, 128/256/128) and small (20 layers, 64/128/64)
@@ -66,7 +66,7 @@ def rates(net: WaveNet, batch: int, n_fast: int, n_ref: int, repeats: int, threa
     hop = net.hop_length
     speaker = torch.zeros(batch, dtype=torch.long)
     lat_ref = torch.randn(batch, net.cond_in_channels, max(1, n_ref // hop))
-    from ..generation import generate as generate_any  # the front door; imported here, it imports this package
+    from .. import generate as generate_any  # the front door; imported here, it imports this package
 
     torch_loop = lambda: generate_any(net, lat_ref, speaker, backend="torch")  # noqa: E731
     reference = best_rate(torch_loop, lat_ref.size(-1) * hop * batch, repeats)

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .wavenet import WaveNet, sample
+from ..models.wavenet import WaveNet, sample
 
 # Steps recorded in one graph: a replay launches steps_per_graph * ~13 * layers kernels at once.
 # 64 keeps the capture under a second at paper size and the per-replay CPU cost negligible.

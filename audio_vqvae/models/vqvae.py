@@ -11,13 +11,13 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ..audio import mu_law_decode, mu_law_encode
+from ..config import ModelConfig, config_section
+from ..errors import ConfigError, SpeakerError
+from ..generation import generate
 from .adversary import SpeakerAdversary
-from .audio import mu_law_decode, mu_law_encode
-from .config import ModelConfig, config_section
 from .emphasis import DeEmphasis, check_coefficient, pre_emphasis
 from .encoder import Encoder, build_encoder, jitter
-from .errors import ConfigError, SpeakerError
-from .generation import generate
 from .mel import LogMel, MelDecoder
 from .mel_encoder import MelEncoder
 from .quantizer import VectorQuantizer
@@ -91,17 +91,17 @@ class VQVAE(nn.Module):
         mu_law_classes: classes of the decoder's categorical output.
         jitter_probability: time-jitter of the quantized latents in training; None is off.
         mel_decoder: optional auxiliary decoder from quantized latents and speaker to log-mel frames
-            (``audio_vqvae.mel``); its L1 loss, times ``mel_loss_weight``, joins the training loss.
+            (``audio_vqvae.models.mel``); its L1 loss, times ``mel_loss_weight``, joins the training loss.
         mel_loss_weight: weight of that loss.
         mel_conditioning: the WaveNet is conditioned on the mel decoder's prediction beside the
             quantized latents (``conditioning_features``), so it works as a vocoder of a spectrogram
             that the codes and the chosen speaker determine; needs ``mel_decoder``.
         adversary: optional speaker classifier on the quantized latents behind a gradient reversal
-            (``audio_vqvae.adversary``), training only; its loss, times ``adversary_weight``, joins
+            (``audio_vqvae.models.adversary``), training only; its loss, times ``adversary_weight``, joins
             the training loss.
         adversary_weight: weight of that loss (and scale of the encoder's reversed gradient).
         pre_emphasis: the WaveNet models the pre-emphasised waveform ``x_t - a x_{t-1}`` and its
-            samples are de-emphasised (``audio_vqvae.emphasis``); 0 is off.
+            samples are de-emphasised (``audio_vqvae.models.emphasis``); 0 is off.
     """
 
     def __init__(
@@ -208,7 +208,7 @@ class VQVAE(nn.Module):
         Raises:
             CheckpointError: naming the file, when it is missing, unreadable or not ours.
         """
-        from .checkpoint import config_from_checkpoint, load_checkpoint
+        from ..checkpoint import config_from_checkpoint, load_checkpoint
 
         if map_location == "auto":
             map_location = "cuda" if torch.cuda.is_available() else "cpu"

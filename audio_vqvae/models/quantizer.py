@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from . import distributed as dist
+from .. import distributed as dist
 
 # Usage is measured relative to a uniform share of the step's assignments (1.0 = M / K of M vectors),
 # so one threshold serves any batch size and codebook size. A new or revived code starts at the uniform

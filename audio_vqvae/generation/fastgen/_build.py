@@ -7,7 +7,7 @@ Environment:
     AUDIO_VQVAE_FASTGEN=0         never build or load the native generator (use the reference).
     AUDIO_VQVAE_FASTGEN_CC        the compiler (default: $CC, else cc).
     AUDIO_VQVAE_FASTGEN_CACHE     where built libraries go (default: $XDG_CACHE_HOME or ~/.cache,
-                                  then audio_vqvae/fastgen; the system temp folder if not writable).
+                                  then audio_vqvae/generation/fastgen; the system temp folder if not writable).
 """
 
 from __future__ import annotations
