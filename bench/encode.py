@@ -21,8 +21,8 @@ import time
 import torch
 
 from audio_vqvae.config import apply_overrides, parse_assignments, preset
+from audio_vqvae.inference.windows import BATCH_SECONDS, CHUNK_SECONDS, encode_chunked
 from audio_vqvae.models.vqvae import VQVAE
-from audio_vqvae.windows import BATCH_SECONDS, CHUNK_SECONDS, encode_chunked
 
 
 def peak_rss_mb() -> float:

@@ -35,16 +35,16 @@ from pathlib import Path
 import torch
 
 from audio_vqvae.cli import add_config_arguments, config_from_args
+from audio_vqvae.cli.evaluate import run_conversion, unit_inputs, word_recognizer
 from audio_vqvae.config import to_dict
+from audio_vqvae.data.manifest import read_manifest, read_speakers
 from audio_vqvae.errors import AudioVQVAEError, debug_requested
-from audio_vqvae.evaluate import evaluate_units, format_conversion_report
-from audio_vqvae.evaluate_cli import run_conversion, unit_inputs, word_recognizer
+from audio_vqvae.evaluation.evaluate import evaluate_units, format_conversion_report
+from audio_vqvae.evaluation.pairs import choose_pairs
+from audio_vqvae.evaluation.report import read_scalars
 from audio_vqvae.fileio import atomic_write_text
-from audio_vqvae.manifest import read_manifest, read_speakers
 from audio_vqvae.models.vqvae import VQVAE
-from audio_vqvae.pairs import choose_pairs
-from audio_vqvae.report import read_scalars
-from audio_vqvae.train import pick_device, train
+from audio_vqvae.training import pick_device, train
 
 COLUMNS = (("phone acc %", "phone_accuracy", 100, 1), ("PNMI", "pnmi", 1, 3))
 COLUMNS += (("ABX within %", "abx_within", 100, 1), ("ABX across %", "abx_across", 100, 1))

@@ -64,7 +64,7 @@ def main() -> None:
     device_type = torch.device(device).type
 
     def full_step(dtype):
-        # fp16 needs loss scaling (as audio_vqvae.train does with precision fp16); bf16 does not.
+        # fp16 needs loss scaling (as audio_vqvae.training does with precision fp16); bf16 does not.
         scaler = torch.amp.GradScaler(device_type, enabled=dtype is torch.float16)
 
         def step():

@@ -1,6 +1,6 @@
-"""``python -m data_prep.folder``, the same as ``audio-vqvae prepare folder`` (audio_vqvae.corpora)."""
+"""``python -m data_prep.folder``, the same as ``audio-vqvae prepare folder`` (audio_vqvae.data.corpora)."""
 
-from audio_vqvae.corpora.folder import main, prepare
+from audio_vqvae.data.corpora.folder import main, prepare
 
 __all__ = ["main", "prepare"]
 

@@ -1,6 +1,6 @@
-"""``python -m data_prep.librispeech``, the same as ``audio-vqvae prepare librispeech`` (audio_vqvae.corpora)."""
+"""``python -m data_prep.librispeech``, the same as ``audio-vqvae prepare librispeech`` (audio_vqvae.data.corpora)."""
 
-from audio_vqvae.corpora.librispeech import main, prepare
+from audio_vqvae.data.corpora.librispeech import main, prepare
 
 __all__ = ["main", "prepare"]
 

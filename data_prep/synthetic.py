@@ -1,6 +1,6 @@
-"""``python -m data_prep.synthetic``, the same as ``audio-vqvae prepare synthetic`` (audio_vqvae.corpora)."""
+"""``python -m data_prep.synthetic``, the same as ``audio-vqvae prepare synthetic`` (audio_vqvae.data.corpora)."""
 
-from audio_vqvae.corpora.synthetic import main, prepare
+from audio_vqvae.data.corpora.synthetic import main, prepare
 
 __all__ = ["main", "prepare"]
 

@@ -1,6 +1,6 @@
-"""``python -m data_prep.vctk``, the same as ``audio-vqvae prepare vctk`` (audio_vqvae.corpora)."""
+"""``python -m data_prep.vctk``, the same as ``audio-vqvae prepare vctk`` (audio_vqvae.data.corpora)."""
 
-from audio_vqvae.corpora.vctk import main, prepare
+from audio_vqvae.data.corpora.vctk import main, prepare
 
 __all__ = ["main", "prepare"]
 

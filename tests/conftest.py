@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audio_vqvae.manifest import Utterance, write_manifest, write_speakers
+from audio_vqvae.data.manifest import Utterance, write_manifest, write_speakers
 
 
 def write_prepared_corpus(root: Path, n_speakers: int = 3, per_speaker: int = 4, seconds: float = 0.5) -> Path:
@@ -45,7 +45,7 @@ def prepared_corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def synthetic_corpus(tmp_path_factory) -> Path:
     """The built-in synthetic corpus (formant-synthesised, not speech), prepared as users prepare it."""
-    from audio_vqvae.corpora import synthetic
+    from audio_vqvae.data.corpora import synthetic
 
     root = tmp_path_factory.mktemp("synthetic")
     synthetic.prepare(root, n_speakers=3, n_sentences=10)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from audio_vqvae.alignment import PhoneSegment
-from audio_vqvae.metrics.abx import abx_error, abx_items, item_frames
+from audio_vqvae.data.alignment import PhoneSegment
+from audio_vqvae.evaluation.metrics.abx import abx_error, abx_items, item_frames
 
 FRAME_RATE = 100.0  # 10 ms frames, frame i centred at (i + 1/2) / 100 s
 

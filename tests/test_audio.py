@@ -1,4 +1,4 @@
-"""Tests for audio_vqvae.audio: mu-law, loading and resampling, errors naming the file, atomic writes."""
+"""Tests for audio_vqvae.data.audio: mu-law, loading and resampling, errors naming the file, atomic writes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from audio_vqvae.audio import (
+from audio_vqvae.data.audio import (
     AudioError,
     AudioStream,
     audio_info,
@@ -146,7 +146,7 @@ def test_module_imports_loads_and_resamples_without_torchaudio(tmp_path):
     sf.write(str(tmp_path / "b.wav"), sine(300, 48000, 0.1), 48000)
     code = (
         "import sys; sys.modules['torchaudio'] = None\n"
-        "from audio_vqvae.audio import load_audio\n"
+        "from audio_vqvae.data.audio import load_audio\n"
         f"assert load_audio({str(path)!r}, 16000).numel() == 1600\n"
         f"assert load_audio({str(tmp_path / 'b.wav')!r}, 16000).numel() == 1600  # resampled with soxr\n"
     )

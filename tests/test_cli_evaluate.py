@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from audio_vqvae.config import experiment_config
-from audio_vqvae.train import train
+from audio_vqvae.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,10 +90,10 @@ def test_evaluate_errors_are_one_line(checkpoint, synthetic_corpus, tmp_path):
 
 
 def test_unit_inputs_and_run_conversion_are_the_commands_in_python(checkpoint, synthetic_corpus):
-    from audio_vqvae.evaluate_cli import run_conversion, unit_inputs
-    from audio_vqvae.manifest import read_manifest
+    from audio_vqvae.cli.evaluate import run_conversion, unit_inputs
+    from audio_vqvae.data.manifest import read_manifest
+    from audio_vqvae.evaluation.report import choose_pairs
     from audio_vqvae.models.vqvae import VQVAE
-    from audio_vqvae.report import choose_pairs
 
     model = VQVAE.load(checkpoint)
     train_items, eval_items, alignments = unit_inputs(model, synthetic_corpus, max_utterances=6)

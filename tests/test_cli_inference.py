@@ -13,12 +13,12 @@ import soundfile as sf
 from trained_tiny import trained_checkpoint, write_tone
 
 from audio_vqvae import VQVAE
-from audio_vqvae.audio import resampled_length
 from audio_vqvae.cli import main
+from audio_vqvae.data.audio import resampled_length
+from audio_vqvae.data.manifest import Utterance, write_manifest
 from audio_vqvae.fileio import folder_lock
 from audio_vqvae.inference import extract_tokens
-from audio_vqvae.manifest import Utterance, write_manifest
-from audio_vqvae.tokens import read_jsonl, read_npy_dir, read_tokens
+from audio_vqvae.inference.tokens import read_jsonl, read_npy_dir, read_tokens
 
 
 @pytest.fixture(scope="session")

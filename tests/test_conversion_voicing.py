@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from audio_vqvae import VQVAE, preset
-from audio_vqvae.evaluate import ConversionPair, evaluate_conversion, format_conversion_report
-from audio_vqvae.metrics.spectral import MCD_DEFINITION, mel_cepstral_distortion
-from audio_vqvae.synthetic import synthesize_corpus
+from audio_vqvae.data.synthetic import synthesize_corpus
+from audio_vqvae.evaluation.evaluate import ConversionPair, evaluate_conversion, format_conversion_report
+from audio_vqvae.evaluation.metrics.spectral import MCD_DEFINITION, mel_cepstral_distortion
 
 SR = 16000
 

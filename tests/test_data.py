@@ -7,10 +7,10 @@ import itertools
 import pytest
 import torch
 
-from audio_vqvae.audio import AudioError
-from audio_vqvae.data import SegmentDataset, StreamSampler, validation_batches
-from audio_vqvae.manifest import ManifestError, read_manifest, read_speakers
-from audio_vqvae.train import TrainingError
+from audio_vqvae.data.audio import AudioError
+from audio_vqvae.data.manifest import ManifestError, read_manifest, read_speakers
+from audio_vqvae.training import TrainingError
+from audio_vqvae.training.dataset import SegmentDataset, StreamSampler, validation_batches
 
 
 def take(sampler, n):

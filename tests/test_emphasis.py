@@ -7,8 +7,8 @@ import torch
 from torch.nn import functional as F
 
 from audio_vqvae import VQVAE
-from audio_vqvae.audio import mu_law_encode
 from audio_vqvae.config import ConfigError, apply_overrides, preset
+from audio_vqvae.data.audio import mu_law_encode
 from audio_vqvae.models.emphasis import DeEmphasis, pre_emphasis
 
 

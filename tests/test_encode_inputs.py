@@ -7,10 +7,10 @@ from trained_tiny import trained_checkpoint, write_tone
 
 from audio_vqvae import VQVAE
 from audio_vqvae.cli import main
-from audio_vqvae.encode_inputs import encode_inputs, read_tsv_manifest
 from audio_vqvae.errors import InputNotFoundError, ManifestError, UsageError
 from audio_vqvae.inference import extract_tokens
-from audio_vqvae.tokens import read_tokens, read_tsv
+from audio_vqvae.inference.encode_inputs import encode_inputs, read_tsv_manifest
+from audio_vqvae.inference.tokens import read_tokens, read_tsv
 
 
 @pytest.fixture(scope="module")

@@ -39,14 +39,14 @@ def one_line_error(capsys, *args) -> str:
 
 
 def test_every_user_error_is_an_audio_vqvae_error_and_keeps_its_builtin_base():
-    from audio_vqvae.alignment import AlignmentError
-    from audio_vqvae.audio import AudioError
     from audio_vqvae.checkpoint import CheckpointError
+    from audio_vqvae.data.alignment import AlignmentError
+    from audio_vqvae.data.audio import AudioError
+    from audio_vqvae.data.manifest import ManifestError
     from audio_vqvae.fileio import FolderInUseError
-    from audio_vqvae.manifest import ManifestError
+    from audio_vqvae.inference.tokens import TokenFormatError
     from audio_vqvae.models.vqvae import SpeakerError
-    from audio_vqvae.tokens import TokenFormatError
-    from audio_vqvae.train import TrainingError
+    from audio_vqvae.training import TrainingError
 
     for kind, builtin in [
         (ConfigError, ValueError),
@@ -69,9 +69,9 @@ def test_every_user_error_is_an_audio_vqvae_error_and_keeps_its_builtin_base():
 
 
 def test_missing_inputs_and_existing_outputs_are_package_errors(tmp_path):
-    from audio_vqvae.audio import save_audio
-    from audio_vqvae.jobs import claim_outputs, read_pairs
-    from audio_vqvae.tokens import read_tokens
+    from audio_vqvae.data.audio import save_audio
+    from audio_vqvae.inference.jobs import claim_outputs, read_pairs
+    from audio_vqvae.inference.tokens import read_tokens
 
     with pytest.raises(errors.InputNotFoundError, match="pairs file not found"):
         read_pairs(tmp_path / "pairs.txt", tmp_path / "out")
@@ -159,12 +159,12 @@ def test_bad_counts_and_crops_of_evaluate_are_refused_by_the_parser(capsys):
 
 
 def test_a_bug_keeps_its_traceback(untrained, tmp_path, capsys, monkeypatch):
-    import audio_vqvae.jobs
+    import audio_vqvae.inference.jobs
 
     def broken(*args, **kwargs):
         raise ValueError("a bug, not the user's mistake")
 
-    monkeypatch.setattr(audio_vqvae.jobs, "read_pairs", broken)
+    monkeypatch.setattr(audio_vqvae.inference.jobs, "read_pairs", broken)
     with pytest.raises(ValueError, match="a bug"):  # not swallowed into "error: ..." and exit status 2
         main(["convert", "--ckpt", str(untrained), "--out", str(tmp_path / "o"), "--pairs", str(tmp_path / "p.txt")])
 
@@ -175,9 +175,9 @@ def test_a_bug_keeps_its_traceback(untrained, tmp_path, capsys, monkeypatch):
     with pytest.raises(FileNotFoundError, match="internal"):
         main(["info", "--preset", "tiny"])
 
-    import audio_vqvae.synthetic
+    import audio_vqvae.data.synthetic
 
-    monkeypatch.setattr(audio_vqvae.synthetic, "synthesize_corpus", broken)
+    monkeypatch.setattr(audio_vqvae.data.synthetic, "synthesize_corpus", broken)
     with pytest.raises(ValueError, match="a bug"):  # prepare's own one-line handler lets it through too
         main(["prepare", "synthetic", str(tmp_path / "corpus")])
 

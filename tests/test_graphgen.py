@@ -116,8 +116,8 @@ def test_bad_chunks_are_rejected_clearly():
 @pytest.mark.parametrize("chunk_frames", [2, 4])
 def test_chunked_decoding_with_the_static_loop_equals_the_pytorch_loop(chunk_frames):
     from audio_vqvae.config import preset
+    from audio_vqvae.inference.synthesis import generate_chunked
     from audio_vqvae.models.vqvae import VQVAE
-    from audio_vqvae.synthesis import generate_chunked
 
     cfg = preset("tiny")
     cfg.decoder.n_speakers = 3

@@ -8,13 +8,13 @@ import torch
 from trained_tiny import trained_checkpoint, write_tone
 
 from audio_vqvae import VQVAE
-from audio_vqvae.audio import mu_law_decode, resampled_length
 from audio_vqvae.config import apply_overrides, preset
+from audio_vqvae.data.audio import mu_law_decode, resampled_length
 from audio_vqvae.generation import clock_period, generate
 from audio_vqvae.inference import convert, decode_tokens, extract_tokens
+from audio_vqvae.inference.synthesis import decode_chunked, decode_stream, generate_chunked
+from audio_vqvae.inference.windows import encode_chunked, plan_windows
 from audio_vqvae.models.vqvae import SpeakerError
-from audio_vqvae.synthesis import decode_chunked, decode_stream, generate_chunked
-from audio_vqvae.windows import encode_chunked, plan_windows
 
 
 @pytest.fixture(scope="session")
@@ -139,8 +139,9 @@ def test_chunked_generation_equals_one_uninterrupted_pass(mel_conditioning, pre_
 def test_a_seed_gives_the_same_samples_in_one_pass_and_in_chunks_of_any_size(loop, monkeypatch):
     """decode_chunked's one-call path and its chunked path, at several chunk sizes, sample the same
     waveform from the same seed: both take their uniforms from one UniformStream, in the rows' order."""
-    from audio_vqvae import generation, synthesis
+    from audio_vqvae import generation
     from audio_vqvae.generation import fastgen
+    from audio_vqvae.inference import synthesis
 
     if loop == "native" and not fastgen.available():
         pytest.skip(f"native generator unavailable: {fastgen.unavailable_reason()}")

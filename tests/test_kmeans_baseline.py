@@ -16,11 +16,11 @@ import torch
 from trained_tiny import trained_checkpoint
 
 from audio_vqvae import VQVAE, preset
-from audio_vqvae.alignment import PhoneSegment, frame_labels
+from audio_vqvae.data.alignment import PhoneSegment, frame_labels
+from audio_vqvae.data.synthetic import synthesize_corpus
 from audio_vqvae.errors import EvaluationError, OutputExistsError
-from audio_vqvae.evaluate import evaluate_units
-from audio_vqvae.metrics import KMeansUnits, bitrate, mfcc_frames, purity_and_pnmi
-from audio_vqvae.synthetic import synthesize_corpus
+from audio_vqvae.evaluation.evaluate import evaluate_units
+from audio_vqvae.evaluation.metrics import KMeansUnits, bitrate, mfcc_frames, purity_and_pnmi
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,7 +63,7 @@ def test_kmeans_units_standardise_and_are_deterministic(tmp_path):
 def test_kmeans_baseline_needs_nothing_of_the_model():
     code = (
         "import json, sys, torch\n"
-        "from audio_vqvae.metrics.features import KMeansUnits\n"
+        "from audio_vqvae.evaluation.metrics.features import KMeansUnits\n"
         "km = KMeansUnits.fit([torch.randn(50, 3)], 4)\n"
         "km.assign(torch.randn(7, 3))\n"
         "print(json.dumps([m for m in sys.modules if m.startswith('audio_vqvae.')]))\n"
@@ -104,7 +104,7 @@ def test_saved_baseline_predicts_the_units_the_evaluation_scored(tmp_path):
 
 
 def test_evaluate_units_save_baseline_option(synthetic_corpus, tmp_path_factory):
-    from audio_vqvae.evaluate_cli import unit_inputs
+    from audio_vqvae.cli.evaluate import unit_inputs
 
     tmp = tmp_path_factory.mktemp("baseline_cli")
     ckpt = trained_checkpoint(synthetic_corpus, tmp)

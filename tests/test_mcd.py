@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.signal import lfilter
 
-from audio_vqvae.metrics.spectral import (
+from audio_vqvae.evaluation.metrics.spectral import (
     _freqt_matrix,
     mcd_frames,
     mcep_alpha,

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from audio_vqvae.config import ConfigError, apply_overrides, preset
-from audio_vqvae.metrics.features import log_mel_frames
+from audio_vqvae.data.spectrum import log_mel_frames
 from audio_vqvae.models.mel import LogMel, MelDecoder
 from audio_vqvae.models.vqvae import VQVAE
 
@@ -104,7 +104,7 @@ def test_log_mel_encoder_frames_context_and_padding(strides):
 
 
 def test_log_mel_encoder_chunked_encoding_equals_one_pass():
-    from audio_vqvae.windows import encode_chunked
+    from audio_vqvae.inference.windows import encode_chunked
 
     model = _mel_model()
     wav = torch.randn(3 * 16000 + 77) * 0.1

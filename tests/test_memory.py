@@ -32,7 +32,7 @@ import torch
 
 from audio_vqvae import VQVAE
 from audio_vqvae.config import apply_overrides, preset
-from audio_vqvae.jobs import convert_job, encode_files, generate_speech
+from audio_vqvae.inference.jobs import convert_job, encode_files, generate_speech
 
 torch.set_num_threads(1)
 torch.manual_seed(0)

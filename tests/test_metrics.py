@@ -10,15 +10,17 @@ import pytest
 import torch
 
 from audio_vqvae import VQVAE, preset
-from audio_vqvae.alignment import PhoneSegment
-from audio_vqvae.evaluate import (
+from audio_vqvae.data.alignment import PhoneSegment
+from audio_vqvae.data.spectrum import deltas
+from audio_vqvae.data.synthetic import synthesize_corpus
+from audio_vqvae.evaluation.evaluate import (
     ConversionPair,
     evaluate_conversion,
     evaluate_units,
     format_conversion_report,
     format_units_report,
 )
-from audio_vqvae.metrics import (
+from audio_vqvae.evaluation.metrics import (
     SpeakerClassifier,
     abx_error,
     abx_items,
@@ -33,8 +35,6 @@ from audio_vqvae.metrics import (
     reconstruction_metrics,
     train_speaker_classifier,
 )
-from audio_vqvae.metrics.features import deltas
-from audio_vqvae.synthetic import synthesize_corpus
 
 SR = 16000
 

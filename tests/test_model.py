@@ -122,7 +122,7 @@ def test_tiny_model_overfits_one_batch():
 
 
 def test_out_of_range_codes_are_a_clear_error_on_every_decoding_path():
-    from audio_vqvae.synthesis import decode_chunked
+    from audio_vqvae.inference.synthesis import decode_chunked
 
     model = tiny_model().eval()
     bad = torch.tensor([[0, 40]])

@@ -8,12 +8,12 @@ from collections import Counter
 import pytest
 from test_report import tone
 
+from audio_vqvae.cli.evaluate import read_pair_file
+from audio_vqvae.data.manifest import Utterance
 from audio_vqvae.errors import ManifestError
-from audio_vqvae.evaluate_cli import read_pair_file
-from audio_vqvae.jobs import read_pairs
-from audio_vqvae.manifest import Utterance
-from audio_vqvae.pairs import round_robin, spread
-from audio_vqvae.report import write_report
+from audio_vqvae.evaluation.pairs import round_robin, spread
+from audio_vqvae.evaluation.report import write_report
+from audio_vqvae.inference.jobs import read_pairs
 
 
 def rows(counts: dict[str, int]) -> list[Utterance]:

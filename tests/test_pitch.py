@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from audio_vqvae.metrics.pitch import voicing_summary, yin
+from audio_vqvae.evaluation.metrics.pitch import voicing_summary, yin
 
 SR = 16000
 

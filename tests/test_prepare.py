@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audio_vqvae.alignment import (
+from audio_vqvae.data.alignment import (
     AlignmentError,
     PhoneSegment,
     frame_labels,
@@ -20,9 +20,9 @@ from audio_vqvae.alignment import (
     read_textgrid,
     write_phone_table,
 )
-from audio_vqvae.corpora import folder, librispeech, vctk
-from audio_vqvae.manifest import SPLITS, Utterance, read_manifest, read_speakers
-from audio_vqvae.prepare import (
+from audio_vqvae.data.corpora import folder, librispeech, vctk
+from audio_vqvae.data.manifest import SPLITS, Utterance, read_manifest, read_speakers
+from audio_vqvae.data.prepare import (
     SourceUtterance,
     normalize_text,
     prepare_audio,
@@ -547,8 +547,8 @@ def test_segment_table_with_header_extra_columns_and_errors_naming_the_line(tmp_
 
 
 def test_synthetic_corpus_has_the_same_layout_and_exact_alignments(tmp_path):
-    pytest.importorskip("audio_vqvae.synthetic")
-    from audio_vqvae.corpora import synthetic
+    pytest.importorskip("audio_vqvae.data.synthetic")
+    from audio_vqvae.data.corpora import synthetic
 
     report = synthetic.prepare(tmp_path / "out", n_speakers=3, n_sentences=6)
     assert "SYNTHETIC" in report.notes[0] and report.kept == 18

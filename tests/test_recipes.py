@@ -14,7 +14,7 @@ import pytest
 from test_prepare import fake_librispeech, fake_vctk_092
 
 from audio_vqvae.checkpoint import load_checkpoint
-from audio_vqvae.manifest import read_manifest
+from audio_vqvae.data.manifest import read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHELL_FILES = [*ROOT.glob("recipes/**/*.sh"), *ROOT.glob("bench/*.sh")]
@@ -161,8 +161,8 @@ def test_shellcheck(script):
 
 
 def test_pairs_spread_sources_over_speakers_and_never_target_the_source():
-    from audio_vqvae.manifest import Utterance
-    from audio_vqvae.report import choose_pairs
+    from audio_vqvae.data.manifest import Utterance
+    from audio_vqvae.evaluation.report import choose_pairs
 
     rows = [Utterance(f"{s}_{k}", f"{s}_{k}.wav", s, 1.0, 16000, 16000) for s in ("a", "b", "c") for k in range(3)]
     pairs = choose_pairs(rows, ["a", "b", "c"], n_sources=4, n_targets=2)

@@ -13,9 +13,9 @@ from urllib.parse import unquote
 import numpy as np
 import soundfile as sf
 
-from audio_vqvae.jobs import read_pairs
-from audio_vqvae.manifest import Utterance, write_manifest, write_speakers
-from audio_vqvae.report import write_pairs, write_report
+from audio_vqvae.data.manifest import Utterance, write_manifest, write_speakers
+from audio_vqvae.evaluation.report import write_pairs, write_report
+from audio_vqvae.inference.jobs import read_pairs
 
 SENTENCES = ("the cat sat", "a dog ran")
 UNITS = {

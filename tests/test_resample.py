@@ -1,4 +1,4 @@
-"""Tests for audio_vqvae.resample: soxr's aliasing and lengths, and the block stream equal to one call."""
+"""Tests for audio_vqvae.data.resample: soxr's aliasing and lengths, and the block stream equal to one call."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import soxr
 import torch
 
-from audio_vqvae.resample import Resampler, resample, resampled_length
+from audio_vqvae.data.resample import Resampler, resample, resampled_length
 
 
 def tone(freq: float, rate: int, n: int) -> np.ndarray:

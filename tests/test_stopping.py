@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from audio_vqvae.stopping import StopSignals
+from audio_vqvae.training.stopping import StopSignals
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

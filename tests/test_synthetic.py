@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from audio_vqvae.synthetic import (
+from audio_vqvae.data.synthetic import (
     PHONES,
     Voice,
     sentences,

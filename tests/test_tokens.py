@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from audio_vqvae.tokens import (
+from audio_vqvae.inference.tokens import (
     BARE_DURATIONS,
     BARE_UNITS,
     CODES_DIR,
@@ -37,7 +37,7 @@ from audio_vqvae.tokens import (
     read_units_with_durations,
     read_vectors,
 )
-from audio_vqvae.tokens import IDS as IDS_FILE
+from audio_vqvae.inference.tokens import IDS as IDS_FILE
 
 IDS = ["a.b", "utt 1", "spk0 x.y.final", "plain"]
 

@@ -21,7 +21,7 @@ from audio_vqvae import distributed
 from audio_vqvae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from audio_vqvae.config import ConfigError, experiment_config, merge, parse_assignments
 from audio_vqvae.models.vqvae import VQVAE
-from audio_vqvae.train import TrainingError, lr_factor, train
+from audio_vqvae.training import TrainingError, lr_factor, train
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = {
@@ -167,7 +167,7 @@ def test_nonfinite_steps_are_skipped_then_stop_training_keeping_the_checkpoint(
 
     monkeypatch.setattr(VQVAE, "forward", forward)
     exp = tmp_path / "exp"
-    with caplog.at_level(logging.WARNING, logger="audio_vqvae.train"):
+    with caplog.at_level(logging.WARNING, logger="audio_vqvae.training"):
         result = train(cfg, prepared_corpus, exp, stop_at=6)
     assert result.step == 6
     assert sum("non-finite" in r.message for r in caplog.records) == 2
@@ -288,7 +288,7 @@ def test_fp16_loss_scale_overflows_are_skipped_without_tripping_the_nonfinite_gu
     real = torch.amp.GradScaler
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(torch.amp, "GradScaler", lambda device, enabled: real(device, init_scale=2.0**40, enabled=enabled))
-        with caplog.at_level(logging.DEBUG, logger="audio_vqvae.train"):
+        with caplog.at_level(logging.DEBUG, logger="audio_vqvae.training"):
             assert train(cfg, prepared_corpus, tmp_path / "fp16").step == 30
     overflows = sum("fp16 gradient overflow" in r.message for r in caplog.records)
     assert overflows > 3, "the test needs more overflows in a row than max_nonfinite_steps"

@@ -6,7 +6,7 @@ import librosa.effects
 import numpy as np
 import torch
 
-from audio_vqvae.audio import trim_silence
+from audio_vqvae.data.audio import trim_silence
 
 SR = 16000
 

@@ -1,4 +1,4 @@
-"""Tests for audio_vqvae.wav_writer: a WAV written in pieces is save_audio's file, and appears only when complete."""
+"""audio_vqvae.data.wav_writer: a WAV written in pieces is save_audio's file, and appears only when complete."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from audio_vqvae.audio import save_audio
+from audio_vqvae.data.audio import save_audio
+from audio_vqvae.data.wav_writer import WavWriter
 from audio_vqvae.errors import OutputExistsError
-from audio_vqvae.wav_writer import WavWriter
 
 
 def test_pieces_give_the_bytes_of_save_audio(tmp_path):

@@ -1,4 +1,4 @@
-"""Word error rate (audio_vqvae.metrics.wer): edit distance, the pocketsphinx recogniser on synthetic
+"""Word error rate (audio_vqvae.evaluation.metrics.wer): edit distance, the pocketsphinx recogniser on synthetic
 speech, and its place in ``evaluate_conversion`` and ``evaluate conversion --wer``."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from audio_vqvae.manifest import Utterance, write_manifest, write_speakers
-from audio_vqvae.metrics.wer import Recognizer, normalize_words, word_error_rate, word_errors
+from audio_vqvae.data.manifest import Utterance, write_manifest, write_speakers
+from audio_vqvae.evaluation.metrics.wer import Recognizer, normalize_words, word_error_rate, word_errors
 
 # --------------------------------------------------------------------------------------- edit distance
 
@@ -132,7 +132,7 @@ def tone(seconds: float, f0: float, seed: int = 0) -> torch.Tensor:
 
 def test_evaluate_conversion_reports_word_error_rates():
     from audio_vqvae import VQVAE, preset
-    from audio_vqvae.evaluate import ConversionPair, evaluate_conversion, format_conversion_report
+    from audio_vqvae.evaluation.evaluate import ConversionPair, evaluate_conversion, format_conversion_report
 
     torch.manual_seed(0)
     model = VQVAE.from_config(preset("tiny")).eval()
@@ -217,7 +217,7 @@ def conversion_args(ckpt: Path, data: Path, *extra: str) -> list[str]:
 
 
 def test_cli_wer_flag_scores_the_manifest_texts(untrained_checkpoint, tmp_path, monkeypatch, capsys):
-    from audio_vqvae import evaluate_cli
+    from audio_vqvae.cli import evaluate as evaluate_cli
     from audio_vqvae.cli import main
 
     ckpt, data = untrained_checkpoint

@@ -1,4 +1,4 @@
-"""Tests for audio_vqvae.windows: waveforms given as streams of blocks are encoded as if given whole,
+"""Tests for audio_vqvae.inference.windows: waveforms given as streams of blocks are encoded as if given whole,
 and only the samples the pending windows read are held."""
 
 from __future__ import annotations
@@ -8,10 +8,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from audio_vqvae import VQVAE, windows
-from audio_vqvae.audio import AudioStream
+from audio_vqvae import VQVAE
 from audio_vqvae.config import preset
-from audio_vqvae.windows import encode_chunked, plan_windows, ready_windows
+from audio_vqvae.data.audio import AudioStream
+from audio_vqvae.inference import windows
+from audio_vqvae.inference.windows import encode_chunked, plan_windows, ready_windows
 
 
 @pytest.fixture(scope="module")

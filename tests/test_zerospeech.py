@@ -12,9 +12,9 @@ from trained_tiny import trained_checkpoint, write_tone
 
 from audio_vqvae import VQVAE
 from audio_vqvae.inference import extract_tokens
-from audio_vqvae.jobs import encode_files
-from audio_vqvae.tokens import TokenFormatError, Tokens, TokenWriter
-from audio_vqvae.zerospeech import META, PHONETIC, check_meta, check_submission, validate_submission
+from audio_vqvae.inference.jobs import encode_files
+from audio_vqvae.inference.tokens import TokenFormatError, Tokens, TokenWriter
+from audio_vqvae.inference.zerospeech import META, PHONETIC, check_meta, check_submission, validate_submission
 
 FIELDS = {"author": "A. Author", "affiliation": "Lab", "train_set": "test tones", "gpu_budget": 2}
 

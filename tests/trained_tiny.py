@@ -8,7 +8,7 @@ import numpy as np
 import soundfile as sf
 
 from audio_vqvae.config import experiment_config
-from audio_vqvae.train import train
+from audio_vqvae.training import train
 
 _trained: dict[str, Path] = {}
 

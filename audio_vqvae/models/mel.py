@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..metrics.features import _mel_basis, fft_size, mel_power
+from ..data.spectrum import _mel_basis, fft_size, mel_power
 
 LOG_FLOOR = 1e-5  # mel power floor before the log (-50 dB): silence does not dominate an L1 loss
 
@@ -24,7 +24,7 @@ LOG_FLOOR = 1e-5  # mel power floor before the log (-50 dB): silence does not do
 class LogMel(nn.Module):
     """Batched natural-log mel power frames, frame n centred on sample (n + 1/2) * hop: the samples code n reads.
 
-    The same grid as ``metrics.features.log_mel_frames``, on any device and batched.
+    The same grid as ``data.spectrum.log_mel_frames``, on any device and batched.
 
     Args:
         sample_rate: Hz.

@@ -11,8 +11,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..audio import mu_law_decode, mu_law_encode
 from ..config import ModelConfig, config_section
+from ..data.audio import mu_law_decode, mu_law_encode
 from ..errors import ConfigError, SpeakerError
 from ..generation import generate
 from .adversary import SpeakerAdversary

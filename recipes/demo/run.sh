@@ -37,7 +37,7 @@ fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   echo "== stage 3: convert test utterances to other speakers -> $out/converted"
-  python -m audio_vqvae.report pairs --manifest "$data/test.jsonl" --out "$out/pairs.txt" \
+  python -m audio_vqvae.evaluation.report pairs --manifest "$data/test.jsonl" --out "$out/pairs.txt" \
     --eval-out "$out/eval_pairs.txt" --n-sources 12 --n-targets 1
   audio-vqvae convert --ckpt "$ckpt" --pairs "$out/pairs.txt" --out "$out/converted" --force
 fi
@@ -59,7 +59,7 @@ fi
 
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
   echo "== stage 6: report -> $out/report.md, $out/report.html (links relative: the folder can be moved)"
-  python -m audio_vqvae.report write --out "$out/report.md" --data "$data" --synthetic \
+  python -m audio_vqvae.evaluation.report write --out "$out/report.md" --data "$data" --synthetic \
     --tensorboard "$model/tensorboard" --units-json "$out/eval/units.json" \
     --conversion-json "$out/eval/conversion.json" --tokens "$out/tokens" \
     --converted "$out/converted" --pairs "$out/pairs.txt" --title "audio_vqvae offline demo (synthetic corpus)"

@@ -63,7 +63,7 @@ fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   echo "== stage 3: convert $n_sources held-out utterances to $n_targets speakers each -> $out/converted"
-  python -m audio_vqvae.report pairs --manifest "$data/test.jsonl" --out "$out/pairs.txt" \
+  python -m audio_vqvae.evaluation.report pairs --manifest "$data/test.jsonl" --out "$out/pairs.txt" \
     --eval-out "$out/eval_pairs.txt" --n-sources "$n_sources" --n-targets "$n_targets"
   audio-vqvae convert --ckpt "$ckpt" --pairs "$out/pairs.txt" --out "$out/converted" --force
 fi

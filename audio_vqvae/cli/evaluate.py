@@ -1,0 +1,377 @@
+"""``audio-vqvae evaluate units|conversion``: load a prepared corpus folder, run ``evaluate``, write JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from ..data.alignment import PhoneSegment, read_phone_table, read_textgrid
+from ..data.audio import load_audio
+from ..data.manifest import SPLITS, Utterance, read_manifest
+from ..data.prepare import normalize_text
+from ..errors import InputNotFoundError, ManifestError, UsageError
+from ..evaluation.evaluate import (
+    ConversionPair,
+    Item,
+    evaluate_conversion,
+    evaluate_units,
+    format_conversion_report,
+    format_units_report,
+)
+from ..evaluation.pairs import pair_fields, spread
+from ..fileio import atomic_write_text
+from ..inference.jobs import RealTimeBar
+from ..models.vqvae import VQVAE
+from .argtypes import finite_positive, finite_temperature, non_negative_int, positive_int, utterance_count
+
+
+def split_rows(data_dir: Path, split: str, limit: int | None = None) -> list[Utterance]:
+    """Rows of ``DIR/<split>.jsonl``, at most ``limit`` spread over the speakers."""
+    rows = read_manifest(data_dir / f"{split}.jsonl")
+    if not rows:
+        raise ManifestError(f"{data_dir / f'{split}.jsonl'}: no utterances")
+    return spread(rows, limit)
+
+
+def read_alignments(path: Path, ids: set[str]) -> dict[str, list[PhoneSegment]]:
+    """A phone table file, or a folder of ``<id>.TextGrid`` files (searched recursively)."""
+    if path.is_dir():
+        found = {p.stem: p for p in path.rglob("*.TextGrid") if p.stem in ids}
+        return {uid: read_textgrid(p) for uid, p in found.items()}
+    if not path.is_file():
+        raise InputNotFoundError(f"{path}: alignments not found (a phone table file or a folder of TextGrids)")
+    return {k: v for k, v in read_phone_table(path).items() if k in ids}
+
+
+def items(
+    rows: list[Utterance], model: VQVAE, max_seconds: float | None = None, desc: str | None = None
+) -> list[tuple[str, torch.Tensor, str]]:
+    """(id, (T,) waveform at the model rate, speaker) for each row, cropped to ``max_seconds``.
+
+    ``desc`` names a progress bar over the files (tqdm, off when stderr is not a terminal); None: no bar.
+    """
+    out = []
+    for row in tqdm(rows, unit="file", desc=desc, disable=None if desc else True):
+        wav = load_audio(row.path, model.sample_rate, min_samples=model.hop_length)
+        if max_seconds:
+            wav = wav[: int(max_seconds * model.sample_rate)]
+        out.append((row.id, wav, row.speaker))
+    return out
+
+
+def unit_inputs(
+    model: VQVAE,
+    data_dir: str | Path,
+    *,
+    train_split: str = "train",
+    eval_split: str = "test",
+    max_utterances: int | None = 500,
+    alignments: str | Path | None = None,
+) -> tuple[list[Item], list[Item], dict[str, list[PhoneSegment]]]:
+    """``evaluate_units``' inputs from a prepared corpus folder, as ``evaluate units`` loads them.
+
+    Args:
+        model: gives the sample rate (audio is loaded at it) and the shortest utterance (one hop).
+        data_dir: prepared corpus folder (``<split>.jsonl``, and ``phones.tsv`` unless ``alignments``).
+        train_split, eval_split: the split that fits the phone mapping and k-means, and the scored one.
+        max_utterances: per split, the manifest's first rows taken round robin over the speakers
+            (``spread``: deterministic, every speaker in); None for all.
+        alignments: a phone table or a folder of TextGrids (default ``data_dir/phones.tsv``).
+    Returns:
+        (training items, held-out items, alignments of their utterances).
+    Raises:
+        ManifestError: an empty split, or no alignment for any of the chosen utterances.
+    """
+    data = Path(data_dir)
+    table = Path(alignments or data / "phones.tsv")
+    train_rows = split_rows(data, train_split, max_utterances)
+    eval_rows = split_rows(data, eval_split, max_utterances)
+    aligned = read_alignments(table, {r.id for r in train_rows + eval_rows})
+    if not aligned:
+        raise ManifestError(f"{table}: no alignment for any evaluated utterance")
+    return (
+        items(train_rows, model, desc=f"load {train_split}"),
+        items(eval_rows, model, desc=f"load {eval_split}"),
+        aligned,
+    )
+
+
+def cmd_units(args: argparse.Namespace) -> int:
+    model = VQVAE.load(args.ckpt, map_location=args.device)
+    train_items, eval_items, alignments = unit_inputs(
+        model,
+        args.data,
+        train_split=args.train_split,
+        eval_split=args.eval_split,
+        max_utterances=args.max_utterances,
+        alignments=args.alignments,
+    )
+    result = evaluate_units(
+        model,
+        train_items,
+        eval_items,
+        alignments,
+        exclude_silence=args.exclude_silence,
+        abx_context=args.abx_context,
+        abx_span=args.abx_items,
+        abx_representation=args.abx_representation,
+        seed=args.seed,
+        save_baseline=args.save_baseline,
+    )
+    result["checkpoint"] = str(args.ckpt)
+    return write_report(result, format_units_report(result), args.out)
+
+
+def conversion_pairs(
+    rows: list[Utterance], speakers: list[str], n_sources: int, targets: list[str] | None, seed: int
+) -> list[tuple[Utterance, str]]:
+    """(source row, target speaker) pairs: ``n_sources`` sources over the speakers, each converted to
+    every target speaker (default: 2 other speakers drawn per source), never to its own speaker."""
+    rng = random.Random(seed)
+    sources = spread(rows, n_sources)
+    pairs = []
+    for row in sources:
+        candidates = [s for s in (targets or speakers) if s != row.speaker]
+        chosen = candidates if targets else rng.sample(candidates, min(2, len(candidates)))
+        pairs += [(row, t) for t in chosen]
+    return pairs
+
+
+def read_pair_file(path: Path, rows: dict[str, Utterance]) -> list[tuple[Utterance, str]]:
+    """Lines ``source_id target_speaker``; ids are utterance ids of the corpus manifests."""
+    pairs = []
+    for lineno, _, parts in pair_fields(path):
+        if len(parts) < 2 or not all(parts) or parts[0] not in rows:
+            raise ManifestError(f"{path}:{lineno}: expected 'utterance_id target_speaker' with an id of the corpus")
+        pairs.append((rows[parts[0]], parts[1]))
+    return pairs
+
+
+def corpus_rows(data_dir: str | Path) -> dict[str, Utterance]:
+    """Every row of the corpus folder's manifests (train, valid, test), by utterance id."""
+    data = Path(data_dir)
+    manifests = [data / f"{split}.jsonl" for split in SPLITS if (data / f"{split}.jsonl").is_file()]
+    return {r.id: r for m in manifests for r in read_manifest(m)}
+
+
+def run_conversion(
+    model: VQVAE,
+    data_dir: str | Path,
+    pairs: list[tuple[Utterance, str]],
+    *,
+    max_seconds: float | None = 6.0,
+    real_split: str = "train",
+    real_per_speaker: int = 6,
+    reconstructions: int = 4,
+    batch_size: int = 16,
+    temperature: float = 1.0,
+    seed: int = 0,
+    wer: bool = False,
+) -> dict:
+    """Convert each (source row, target speaker) pair and score it with ``evaluate_conversion``,
+    as ``evaluate conversion`` does.
+
+    The parallel target of a pair is the target speaker's reading of the source's text, found in
+    any of the folder's manifests (normalised text); the speaker classifier learns from
+    ``real_per_speaker`` rows per speaker of ``real_split``; the first ``reconstructions`` sources
+    are also resynthesised with their own speaker. Every waveform is cropped to ``max_seconds``;
+    with ``wer``, pairs whose source or parallel target is longer than that are left out of the
+    word error rates (a cropped reading lacks words of its text).
+
+    Returns:
+        ``evaluate_conversion``'s dict, plus ``wall_seconds``: ``generation`` (conversions and
+        reconstructions) and ``metrics``.
+    Raises:
+        SpeakerError: an unknown target speaker.
+        UsageError: ``wer`` without pocketsphinx.
+        ManifestError: ``wer`` and no pair has a text and short enough audio.
+    """
+    data = Path(data_dir)
+    recognizer = word_recognizer() if wer else None
+    for _, target in pairs:
+        model.speaker_ids([target], 1)  # unknown names fail here, listing the known ones
+    # A parallel target: the target speaker's reading of the same text, where the corpus has one.
+    by_text = {(r.speaker, normalize_text(r.text)): r for r in corpus_rows(data).values() if r.text}
+    parallels = [by_text.get((target, normalize_text(row.text))) if row.text else None for row, target in pairs]
+    # WER only where no audio is cropped: a cropped reading lacks words of its text.
+    texts = [
+        row.text if not max_seconds or all(r.duration <= max_seconds for r in (row, par) if r) else None
+        for (row, _), par in zip(pairs, parallels)
+    ]
+    if wer and not any(texts):
+        raise ManifestError(
+            f"--wer: none of the {len(pairs)} source utterances has a 'text' in the manifests "
+            f"and audio (its own and the parallel target's) no longer than --max-seconds {max_seconds}"
+        )
+    start = time.perf_counter()
+    sources = items([row for row, _ in pairs], model, max_seconds, desc="load sources")
+    recon_sources = sources[:reconstructions]
+    hop = model.hop_length
+    # one bar over all generation, as convert's: seconds of audio and the real-time factor
+    bar = RealTimeBar(sum(w.numel() // hop * hop for _, w, _ in sources + recon_sources), model.sample_rate, "generate")
+    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+    options = {"batch_size": batch_size, "temperature": temperature, "generator": generator, "progress": bar}
+    try:
+        converted = convert_all(model, [w for _, w, _ in sources], [t for _, t in pairs], **options)
+        recon = convert_all(model, [w for _, w, _ in recon_sources], [s for _, _, s in recon_sources], **options)
+    finally:
+        bar.close()
+    generated = time.perf_counter()
+    conv_pairs = []
+    for (row, target), (_, wav, _), out, parallel in zip(pairs, sources, converted, parallels):
+        target_wav = items([parallel], model, max_seconds)[0][1] if parallel else None
+        conv_pairs.append(ConversionPair(out, wav, row.speaker, target, target_wav))
+    real_rows = split_rows(data, real_split, real_per_speaker * max(1, len(model.speakers)))
+    real = items(real_rows, model, max_seconds, desc="load real speech")
+    result = evaluate_conversion(
+        model,
+        conv_pairs,
+        real,
+        reconstructions=list(zip([w for _, w, _ in recon_sources], recon)),
+        seed=seed,
+        texts=texts if wer else None,
+        recognizer=recognizer,
+    )
+    result["wall_seconds"] = {"generation": generated - start, "metrics": time.perf_counter() - generated}
+    return result
+
+
+def cmd_conversion(args: argparse.Namespace) -> int:
+    data = Path(args.data)
+    model = VQVAE.load(args.ckpt, map_location=args.device)
+    if args.pairs:
+        pairs = read_pair_file(Path(args.pairs), corpus_rows(data))
+    else:
+        targets = args.targets.split(",") if args.targets else None
+        pairs = conversion_pairs(split_rows(data, args.split), model.speakers, args.n_sources, targets, args.seed)
+    result = run_conversion(
+        model,
+        data,
+        pairs,
+        max_seconds=args.max_seconds,
+        real_split=args.real_split,
+        real_per_speaker=args.real_per_speaker,
+        reconstructions=args.reconstructions,
+        batch_size=args.batch_size,
+        temperature=args.temperature,
+        seed=args.seed,
+        wer=args.wer,
+    )
+    result["checkpoint"] = str(args.ckpt)
+    return write_report(result, format_conversion_report(result), args.out)
+
+
+def word_recognizer():
+    """The ``--wer`` recogniser; a missing pocketsphinx is a one-line user error (UsageError)."""
+    from ..evaluation.metrics.wer import Recognizer
+
+    try:
+        return Recognizer()
+    except ImportError as e:
+        raise UsageError(str(e)) from e
+
+
+def convert_all(model: VQVAE, wavs: list[torch.Tensor], speakers: list[str], **options) -> list[torch.Tensor]:
+    """``inference.convert`` (batch_size, temperature, generator, ...), nothing for no inputs."""
+    if not wavs:
+        return []
+    from ..inference import convert
+
+    return convert(model, wavs, speakers, **options)
+
+
+def write_report(result: dict, table: str, out: str | None) -> int:
+    print(table)
+    if out:
+        atomic_write_text(Path(out), json.dumps(result, indent=2, default=float) + "\n")
+        print(f"wrote {out}")
+    return 0
+
+
+MIN_CROP_SECONDS = 0.1  # shorter crops leave too few 25 ms frames for a speaker embedding or an MCD
+
+
+def crop_seconds(text: str) -> float:
+    """argparse type of --max-seconds: a finite number of seconds, at least ``MIN_CROP_SECONDS``."""
+    value = finite_positive("seconds")(text)
+    if value < MIN_CROP_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_CROP_SECONDS} seconds, got {text!r}")
+    return value
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``evaluate`` subcommand and its two tasks."""
+    p = sub.add_parser("evaluate", help="measure what a model learned: units or voice conversion")
+    tasks = p.add_subparsers(dest="task", metavar="TASK", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--ckpt", required=True, help="trained checkpoint")
+    common.add_argument("--data", required=True, metavar="DIR", help="prepared corpus folder (audio-vqvae prepare)")
+    common.add_argument("--out", metavar="REPORT.json", help="write the metrics as JSON")
+    common.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    common.add_argument("--seed", type=int, default=0)
+
+    u = tasks.add_parser(
+        "units",
+        parents=[common],
+        help="phone-mapping accuracy, purity, PNMI, ABX, bitrate, beside an MFCC k-means baseline",
+    )
+    u.add_argument("--train-split", default="train", help="split that maps codes to phones and fits k-means")
+    u.add_argument("--eval-split", default="test", help="held-out split that is scored")
+    u.add_argument("--alignments", help="phone table or folder of TextGrids (default: DIR/phones.tsv)")
+    u.add_argument("--max-utterances", type=utterance_count, default=500, help="per split, spread over the speakers")
+    u.add_argument("--exclude-silence", action="store_true", help="drop silence frames from mapping and purity")
+    u.add_argument("--abx-context", choices=["within", "any"], default="within")
+    u.add_argument(
+        "--abx-items",
+        choices=["phone", "triphone"],
+        default="phone",
+        help="ABX item frames: the central phone (libri-light-abx2) or the whole triphone (ZeroSpeech 2021)",
+    )
+    u.add_argument("--abx-representation", choices=["vectors", "onehot"], default="vectors")
+    u.add_argument(
+        "--save-baseline",
+        metavar="PATH",
+        help="write the fitted MFCC k-means baseline with joblib (scikit-learn; predict() on MFCC frames)",
+    )
+    u.set_defaults(func=cmd_units)
+
+    c = tasks.add_parser(
+        "conversion",
+        parents=[common],
+        help="speaker classification, code agreement, MCD of conversions and reconstructions",
+    )
+    c.add_argument("--split", default="test", help="split the source utterances come from")
+    c.add_argument("--pairs", help="file of 'utterance_id target_speaker' lines (default: drawn from --split)")
+    c.add_argument("--n-sources", type=utterance_count, default=8, help="source utterances when no --pairs")
+    c.add_argument("--targets", help="comma-separated target speakers (default: 2 others per source)")
+    c.add_argument("--real-split", default="train", help="real speech the speaker classifier learns from")
+    c.add_argument(
+        "--real-per-speaker", type=positive_int("utterances"), default=6, help="real utterances per speaker (default 6)"
+    )
+    c.add_argument(
+        "--reconstructions",
+        type=non_negative_int("utterances"),
+        default=4,
+        help="sources also resynthesised with their own speaker",
+    )
+    c.add_argument(
+        "--max-seconds",
+        type=crop_seconds,
+        default=6.0,
+        help=f"crop every utterance to this length, at least {MIN_CROP_SECONDS} s (default 6)",
+    )
+    c.add_argument("--batch-size", type=utterance_count, default=16)
+    c.add_argument("--temperature", type=finite_temperature, default=1.0, help="sampling temperature; 0 is greedy")
+    c.add_argument(
+        "--wer",
+        action="store_true",
+        help="word error rate of conversions, sources and parallel targets against the manifests' texts "
+        "(pocketsphinx, English; pip install 'audio_vqvae[wer]'); pairs cropped by --max-seconds are left out",
+    )
+    c.set_defaults(func=cmd_conversion)

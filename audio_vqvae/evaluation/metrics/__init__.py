@@ -1,0 +1,41 @@
+"""Evaluation metrics: unit discovery against phones, ABX, bitrate, speaker identity, spectral distances.
+
+Modules: ``units`` (phone-mapping accuracy, purities, PNMI, bitrate), ``abx`` (triphone ABX within
+and across speakers), ``dtw``, ``features`` (code-aligned MFCC frames, the MFCC k-means baseline),
+``speaker`` (the speaker classifier), ``spectral`` (MCD, log-mel distance). The entry points that
+run them on a model are in ``audio_vqvae.evaluation.evaluate``.
+"""
+
+from __future__ import annotations
+
+from ...data.spectrum import log_mel_frames, mfcc_frames
+from .abx import ABXItem, abx_error, abx_items
+from .dtw import dtw, dtw_mean
+from .features import KMeansUnits
+from .speaker import SpeakerClassifier, add_white_noise, speaker_embedding, train_speaker_classifier
+from .spectral import log_mel_distance, mel_cepstral_distortion, mel_cepstrum, reconstruction_metrics
+from .units import SILENCE_PHONES, bitrate, contingency, phone_mapping_accuracy, purity_and_pnmi
+
+__all__ = [
+    "ABXItem",
+    "KMeansUnits",
+    "SILENCE_PHONES",
+    "SpeakerClassifier",
+    "abx_error",
+    "abx_items",
+    "bitrate",
+    "contingency",
+    "dtw",
+    "dtw_mean",
+    "log_mel_distance",
+    "log_mel_frames",
+    "mel_cepstral_distortion",
+    "mel_cepstrum",
+    "mfcc_frames",
+    "phone_mapping_accuracy",
+    "purity_and_pnmi",
+    "reconstruction_metrics",
+    "add_white_noise",
+    "speaker_embedding",
+    "train_speaker_classifier",
+]
