@@ -38,9 +38,9 @@ from audio_vqvae.cli import add_config_arguments, config_from_args
 from audio_vqvae.cli.evaluate import run_conversion, unit_inputs, word_recognizer
 from audio_vqvae.config import to_dict
 from audio_vqvae.data.manifest import read_manifest, read_speakers
+from audio_vqvae.data.pairs import choose_pairs
 from audio_vqvae.errors import AudioVQVAEError, debug_requested
 from audio_vqvae.evaluation.evaluate import evaluate_units, format_conversion_report
-from audio_vqvae.evaluation.pairs import choose_pairs
 from audio_vqvae.evaluation.report import read_scalars
 from audio_vqvae.fileio import atomic_write_text
 from audio_vqvae.models.vqvae import VQVAE

@@ -10,8 +10,8 @@ from test_report import tone
 
 from audio_vqvae.cli.evaluate import read_pair_file
 from audio_vqvae.data.manifest import Utterance
+from audio_vqvae.data.pairs import round_robin, spread
 from audio_vqvae.errors import ManifestError
-from audio_vqvae.evaluation.pairs import round_robin, spread
 from audio_vqvae.evaluation.report import write_report
 from audio_vqvae.inference.jobs import read_pairs
 

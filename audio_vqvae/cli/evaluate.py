@@ -14,6 +14,7 @@ from tqdm import tqdm
 from ..data.alignment import PhoneSegment, read_phone_table, read_textgrid
 from ..data.audio import load_audio
 from ..data.manifest import SPLITS, Utterance, read_manifest
+from ..data.pairs import pair_fields, spread
 from ..data.prepare import normalize_text
 from ..errors import InputNotFoundError, ManifestError, UsageError
 from ..evaluation.evaluate import (
@@ -24,7 +25,6 @@ from ..evaluation.evaluate import (
     format_conversion_report,
     format_units_report,
 )
-from ..evaluation.pairs import pair_fields, spread
 from ..fileio import atomic_write_text
 from ..inference.jobs import RealTimeBar
 from ..models.vqvae import VQVAE

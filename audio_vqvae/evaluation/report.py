@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from audio_vqvae.data.manifest import SPLITS, Utterance, read_manifest, read_speakers
+from audio_vqvae.data.pairs import choose_pairs
 from audio_vqvae.errors import AudioVQVAEError, ManifestError
-from audio_vqvae.evaluation.pairs import choose_pairs
 from audio_vqvae.evaluation.report_doc import (
     Audio,
     Block,

@@ -23,9 +23,9 @@ from tqdm import tqdm
 
 from ..allocator import keep_freed_memory
 from ..data.manifest import read_manifest
+from ..data.pairs import pair_fields
 from ..data.wav_writer import WavWriter
 from ..errors import ManifestError, OutputExistsError, SpeakerError, TokenFormatError, UsageError
-from ..evaluation.pairs import pair_fields
 from ..fileio import folder_lock
 from ..models.vqvae import VQVAE
 from . import input_ids, input_samples, iter_decode_pieces, iter_tokens

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..data.manifest import Utterance, read_lines
 from ..errors import InputNotFoundError
+from .manifest import Utterance, read_lines
 
 
 def round_robin(rows: Sequence[Utterance], limit: int | None = None) -> list[Utterance]:
