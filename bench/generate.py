@@ -130,10 +130,12 @@ def long_utterance(device: str, seconds: float) -> None:
         sync(device)
         rates[label] = out.numel() / (time.perf_counter() - start)
         outs.append(out)
-    assert torch.equal(outs[0], outs[1]), "one pass and chunks gave different samples"
+    differ = (outs[0] != outs[1]).nonzero()
+    same = "identical samples" if not len(differ) else f"NOT the same samples from sample {int(differ[0, 1]):,}"
     print(
         f"paper, batch 1, {seconds:g} s utterance: "
         + ", ".join(f"{label} {rate:,.0f} samples/s" for label, rate in rates.items())
+        + f" ({same})"
     )
 
 

@@ -7,6 +7,7 @@ import warnings
 import pytest
 import torch
 
+from audio_vqvae import generation
 from audio_vqvae.generation import BACKENDS, fastgen, generate
 from audio_vqvae.generation.samplers import GraphSampler, NativeSampler, TorchSampler, make_sampler
 from audio_vqvae.models.wavenet import WaveNet
@@ -24,11 +25,16 @@ def wavenet() -> WaveNet:
 
 @pytest.mark.parametrize("backend", ["torch", "native", "graph"])
 @pytest.mark.parametrize("temperature", [1.0, 0.0])
-def test_every_backend_gives_the_reference_samples_in_one_pass_and_in_chunks(backend, temperature):
+@pytest.mark.parametrize("cond_block", [4, generation.COND_BLOCK])
+def test_every_backend_gives_the_reference_samples_in_one_pass_and_in_chunks(
+    backend, temperature, cond_block, monkeypatch
+):
     """Chunks of 1, 3 and 5 frames (caches and clock carried; kernel 3, so the clock is not a multiple of
-    every ring's span at a chunk's start) give the one-pass samples, which are the PyTorch loop's."""
+    every ring's span at a chunk's start), across the conditioning's blocks or within one, give the
+    one-pass samples, which are the PyTorch loop's."""
     if backend == "native" and not fastgen.available():
         pytest.skip(f"native generator unavailable: {fastgen.unavailable_reason()}")
+    monkeypatch.setattr(generation, "COND_BLOCK", cond_block)
     net = wavenet()
     gen = torch.Generator().manual_seed(1)
     lengths = torch.tensor([5, 9, 2, 7])

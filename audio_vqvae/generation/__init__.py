@@ -1,12 +1,13 @@
 """WaveNet generation, one front door: ``generate`` (a whole batch) and ``stream`` (chunk by chunk).
 
 Everything every backend shares is here, once: lengths and the longest-first order (utterances
-leave the batch as they finish), the uniform numbers of inverse-CDF sampling (``UniformStream``:
-the same seed gives the same samples whatever the chunking), the conditioning of each chunk
-(``conditioning_window``: a padded row gets the samples of the row alone), the start class past
-each length, and the choice of sample loop with its fallback (``samplers.make_sampler``). The loops
+leave the batch as they finish); the uniform numbers of inverse-CDF sampling (``UniformStream``);
+the conditioning of each chunk, cut from blocks of ``COND_BLOCK`` frames on a fixed grid
+(``conditioning_window``; a padded row gets the conditioning of the row alone); the start class past
+each length; and the choice of sample loop with its fallback (``samplers.make_sampler``). So one
+seed gives the same samples, to the last bit, in one pass and in chunks of any size. The loops
 themselves are the PyTorch reference, the native C loop on the CPU and CUDA-graph replays on a GPU;
-each resumes across chunks, so memory is O(B * chunk_frames) for any length at the same speed.
+each resumes across chunks, so memory is O(B * chunk_frames) for any length, at the same speed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,11 @@ from .conditioning import clock_period, conditioning_context, conditioning_windo
 from .samplers import BACKENDS, make_sampler
 from .uniforms import UniformStream
 
+# Frames per block of the conditioning's fixed grid: a chunk's conditioning is cut from these blocks.
+COND_BLOCK = 250
+
 __all__ = [
+    "COND_BLOCK",
     "BACKENDS",
     "clock_period",
     "conditioning_context",
@@ -49,8 +54,8 @@ def stream(
 
     Args:
         window: ``window(a, b)`` gives the latents of frames [a, b) of every row, (B, D, b - a) (zeros
-            or anything past a row's length: it is masked). Called once per chunk, with a few frames
-            of context on each side (``conditioning_context``).
+            or anything past a row's length: it is masked). Called once per block of ``COND_BLOCK``
+            frames, with a few frames of context on each side (``conditioning_context``).
         speaker: (B,) int64 speaker ids.
         n_frames: N, frames of the longest row.
         lengths: (B,) frames of each row; None: all N.
@@ -87,6 +92,22 @@ def stream(
     draws = UniformStream(B, device, generator)
     context = conditioning_context(wavenet)
     start = wavenet.n_classes // 2
+    blocks: dict[int, Tensor] = {}  # the conditioning of the last block used, (B, n, L, G)
+
+    def conditioning(first: int, last: int) -> Tensor:
+        """(B, last - first, L, G) for sorted rows, from blocks of COND_BLOCK frames on a fixed grid: the
+        same convs on the same windows whatever the chunks, so the same numbers to the last bit."""
+        pieces = []
+        for k in range(first // COND_BLOCK, (last - 1) // COND_BLOCK + 1):
+            lo, hi = k * COND_BLOCK, min(N, (k + 1) * COND_BLOCK)
+            if k not in blocks:
+                blocks.clear()
+                a, b = max(0, lo - context), min(N, hi + context)
+                latents = window(a, b)[order_dev]  # (B, D, b - a), longest first
+                blocks[k] = conditioning_window(wavenet, latents, speaker, lengths_dev - a, lo - a, hi - a)
+            pieces.append(blocks[k][:, max(first, lo) - lo : min(last, hi) - lo])
+        return torch.cat(pieces, 1)  # a new tensor: the native loop adds its biases to it in place
+
     for first in range(0, N, chunk_frames):
         last = min(N, first + chunk_frames)
         n = (last - first) * hop
@@ -96,10 +117,7 @@ def stream(
             u = draws.take(n)[order_dev]
         else:
             u = uniforms[:, first * hop : last * hop].to(device)[order_dev]
-        a, b = max(0, first - context), min(N, last + context)
-        latents = window(a, b)[order_dev]  # (B, D, b - a), longest first
-        cond = conditioning_window(wavenet, latents, speaker, lengths_dev - a, first - a, last - a)
-        classes = sampler.run(cond, u, first * hop, n_samples)  # (B, n), longest first
+        classes = sampler.run(conditioning(first, last), u, first * hop, n_samples)  # (B, n), longest first
         past = torch.arange(first * hop, last * hop, device=classes.device) >= lengths_dev.unsqueeze(1) * hop
         classes = classes.masked_fill(past.to(classes.device), start)
         out = torch.empty_like(classes)
