@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from audio_vqvae.cli import add_config_arguments, config_from_args
+from audio_vqvae.cli.common import add_config_arguments, config_from_args
 from audio_vqvae.cli.evaluate import run_conversion, unit_inputs, word_recognizer
 from audio_vqvae.config import to_dict
 from audio_vqvae.data.manifest import read_manifest, read_speakers
