@@ -118,10 +118,10 @@ def stream(
         else:
             u = uniforms[:, first * hop : last * hop].to(device)[order_dev]
         classes = sampler.run(conditioning(first, last), u, first * hop, n_samples)  # (B, n), longest first
-        past = torch.arange(first * hop, last * hop, device=classes.device) >= lengths_dev.unsqueeze(1) * hop
-        classes = classes.masked_fill(past.to(classes.device), start)
+        past = torch.arange(first * hop, last * hop, device=device) >= lengths_dev.unsqueeze(1) * hop
+        classes = classes.masked_fill(past, start)  # every sampler runs on the latents' device
         out = torch.empty_like(classes)
-        out[order_dev.to(classes.device)] = classes
+        out[order_dev] = classes
         yield first, out
 
 
