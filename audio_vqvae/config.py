@@ -48,6 +48,10 @@ class EncoderConfig:
     # audio_vqvae/models/mel_encoder.py); kernel_sizes are then unused. Much faster to train.
     frontend: Literal["waveform", "log_mel"] = "waveform"
     n_mels: int = 80  # mel bands of the log_mel front end
+    # log_mel only: subtract from each band its mean over a centred sliding window of this many seconds
+    # (Kaldi's apply-cmvn-sliding, means only; audio_vqvae/models/cmn.py), which takes out much of
+    # the voice and channel. Training crops are then read with the encoder's context. None: off.
+    cmn_window_seconds: float | None = None
 
 
 @dataclass

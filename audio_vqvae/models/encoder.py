@@ -152,6 +152,7 @@ class Encoder(nn.Module):
         self.hop_length = hop_length(strides)
         self.receptive_field = encoder_receptive_field(strides, kernel_sizes, n_residual_layers)
         self.context = encoder_context(strides, kernel_sizes, n_residual_layers)  # (left, right) samples
+        self.training_context = (0, 0)  # training crops are encoded on their own
         self.pads = [((k - s) // 2, (k - s) - (k - s) // 2) for k, s in zip(kernel_sizes, strides)]
         # The conv pads both sides by the left amount itself (no copy); only an odd k - s needs one more on the right.
         self.convs = nn.ModuleList(
@@ -202,16 +203,28 @@ def build_encoder(
     layer_norm: bool = True,
     frontend: str = "waveform",
     n_mels: int = 80,
+    cmn_window_seconds: float | None = None,
 ) -> nn.Module:
     """The encoder an ``EncoderConfig`` describes: ``Encoder`` on the waveform, or ``MelEncoder`` on
     log-mel frames with hop ``prod(strides)`` and the last of ``channels`` as its width (128 if None)."""
     if frontend == "waveform":
+        if cmn_window_seconds is not None:
+            raise ValueError("cmn_window_seconds needs frontend: log_mel (it normalises log-mel frames)")
         return Encoder(out_channels, strides, kernel_sizes, channels, n_residual_layers, layer_norm)
     if frontend == "log_mel":
         from .mel_encoder import MelEncoder
 
         width = channels if isinstance(channels, int) else (channels[-1] if channels else default_channels(1)[0])
-        return MelEncoder(out_channels, hop_length(strides), sample_rate, n_mels, width, n_residual_layers, layer_norm)
+        return MelEncoder(
+            out_channels,
+            hop_length(strides),
+            sample_rate,
+            n_mels,
+            width,
+            n_residual_layers,
+            layer_norm,
+            cmn_window_seconds,
+        )
     raise ValueError(f"encoder frontend must be 'waveform' or 'log_mel', got {frontend!r}")
 
 

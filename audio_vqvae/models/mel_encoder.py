@@ -14,6 +14,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from .cmn import sliding_mean, window_frames
 from .encoder import ChannelLayerNorm, ResidualBlock, check_waveform, length_mask
 from .mel import LogMel
 
@@ -29,6 +30,8 @@ class MelEncoder(nn.Module):
         channels: width of the frame-rate conv stack.
         n_residual_layers: residual blocks (kernel 3) after the input conv.
         layer_norm: per-time-step layer norm after the input conv and the residual stack.
+        cmn_window_seconds: subtract from each log-mel band its mean over a centred window of this
+            many seconds (``cmn.sliding_mean``); None: no normalisation.
     """
 
     def __init__(
@@ -40,6 +43,7 @@ class MelEncoder(nn.Module):
         channels: int = 128,
         n_residual_layers: int = 2,
         layer_norm: bool = True,
+        cmn_window_seconds: float | None = None,
     ):
         super().__init__()
         if hop_length < 1 or n_mels < 1 or channels < 1 or n_residual_layers < 0:
@@ -54,12 +58,20 @@ class MelEncoder(nn.Module):
         self.residual = nn.ModuleList(ResidualBlock(channels) for _ in range(n_residual_layers))
         self.out_norm = ChannelLayerNorm(channels) if layer_norm else nn.Identity()
         self.proj = nn.Conv1d(channels, out_channels, 1)
+        self.cmn = None if cmn_window_seconds is None else window_frames(cmn_window_seconds, sample_rate / hop_length)
         # Frame n's window spans padded samples [n * hop, n * hop + n_fft), i.e. ``left`` samples before
-        # the frame's first sample; each kernel-3 conv adds one frame on each side.
+        # the frame's first sample; each kernel-3 conv adds one frame on each side, the CMN window its half.
         n_fft, frames = self.front_end.n_fft, 1 + n_residual_layers
         left = n_fft // 2 - hop_length // 2
-        self.context = (left + frames * hop_length, n_fft - left - hop_length + frames * hop_length)
+        cmn_left, cmn_right = self.cmn or (0, 0)
+        self.context = (
+            left + (frames + cmn_left) * hop_length,
+            n_fft - left - hop_length + (frames + cmn_right) * hop_length,
+        )
         self.receptive_field = self.context[0] + hop_length + self.context[1]
+        # A training crop read with this much audio around it (where the utterance has it) gets the frames
+        # that encoding the whole utterance gives: with CMN a crop's own mean would not be the window's.
+        self.training_context = self.context if self.cmn else (0, 0)
 
     def forward(self, wav: Tensor, lengths: Tensor | None = None) -> Tensor:
         """Encode a waveform.
@@ -79,6 +91,8 @@ class MelEncoder(nn.Module):
             x = x * length_mask(valid, x.size(-1))[:, 0]  # zeros past each row, as alone
             mask = length_mask(valid // self.hop_length, x.size(-1) // self.hop_length)  # (B, 1, N)
         h = self.front_end(x)  # (B, n_mels, N) float32
+        if self.cmn is not None:
+            h = h - sliding_mean(h, mask, *self.cmn)
         if mask is not None:
             h = h * mask  # past a row's last frame the conv reads zeros, as its padding would be alone
         h = self.norm_in(self.conv_in(h))  # (B, C, N)

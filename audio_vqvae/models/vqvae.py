@@ -64,6 +64,29 @@ class VQVAEOutput:
 SpeakerLike = int | str | Tensor | Sequence[int | str]
 
 
+@dataclass
+class EncoderCrop:
+    """A batch of training crops with the audio around them that the encoder reads (``encoder.training_context``).
+
+    wav: (B, 1, T') each crop with up to ``training_context`` samples of its utterance before and after
+        it, left-aligned and zero-padded; lengths: (B,) valid samples of each row; first_frame: (B,)
+        int64 frame of wav where the crop starts.
+    """
+
+    wav: Tensor
+    lengths: Tensor
+    first_frame: Tensor
+
+    @classmethod
+    def from_batch(cls, batch: dict[str, Tensor], device: torch.device) -> EncoderCrop | None:
+        """The crop of a ``training.dataset`` batch, on ``device``; None when the batch has no context."""
+        if "encoder_wav" not in batch:
+            return None
+        return cls(
+            *(batch[k].to(device, non_blocking=True) for k in ("encoder_wav", "encoder_length", "encoder_first_frame"))
+        )
+
+
 def _known(names: list[str], limit: int = 12) -> str:
     shown = ", ".join(names[:limit])
     return f"{shown}, ... ({len(names) - limit} more)" if len(names) > limit else shown
@@ -379,17 +402,30 @@ class VQVAE(nn.Module):
             out[b : b + 1, :, :n] = torch.cat([one, self.mel_decoder(one, speaker[b : b + 1]).to(one.dtype)], 1)
         return out
 
-    def forward(self, wav: Tensor, speaker: Tensor) -> VQVAEOutput:
+    def encode_crop(self, crop: EncoderCrop, n_frames: int) -> Tensor:
+        """(B, D, n_frames) encoder outputs of the crops in ``crop``: frames ``first_frame[b] + [0, n_frames)``."""
+        z = self.encoder(crop.wav, crop.lengths)  # (B, D, N')
+        index = crop.first_frame.long().unsqueeze(1) + torch.arange(n_frames, device=z.device)  # (B, n_frames)
+        if int(index.max()) >= z.size(-1):
+            raise ValueError(f"crop of {z.size(-1)} frames has no frame {int(index.max())}")
+        return torch.gather(z, 2, index.unsqueeze(1).expand(-1, z.size(1), -1))
+
+    def forward(self, wav: Tensor, speaker: Tensor, crop: EncoderCrop | None = None) -> VQVAEOutput:
         """Teacher-forced pass for training.
 
         Args:
             wav: (B, 1, T) float waveform in [-1, 1]; trimmed to N * hop samples.
             speaker: (B,) int64 speaker ids.
+            crop: the same crops with the encoder's context around them; the latents are then
+                those frames of encoding ``crop.wav``, as encoding the whole utterances gives them.
+                None: the encoder reads ``wav`` alone.
         Returns:
             VQVAEOutput with the loss terms, quantizer metrics, codes (B, N) and logits (B, C, N * hop).
         """
         wav = self._trim(as_batch(wav))
-        z = self.encoder(wav)  # (B, D, N)
+        z = (
+            self.encode_crop(crop, wav.size(-1) // self.hop_length) if crop is not None else self.encoder(wav)
+        )  # (B, D, N)
         q = self.quantizer(z)
         latents = q.quantized
         adversary_loss = adversary_accuracy = None

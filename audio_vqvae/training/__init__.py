@@ -34,7 +34,7 @@ from ..data.manifest import read_manifest, read_speakers
 from ..errors import ConfigError, TrainingError
 from ..fileio import remove_stale_temporaries
 from ..models.encoder import hop_length
-from ..models.vqvae import VQVAE
+from ..models.vqvae import VQVAE, EncoderCrop
 from .dataset import SegmentDataset, StreamSampler, validation_batches
 from .logfile import log_to_file
 from .monitor import TrainLogger
@@ -202,8 +202,11 @@ def _train(cfg, data_dir, out_dir, resume, stop_at, deadline, rank, world_size, 
     model = VQVAE.from_config(cfg.model).to(device)
     hop = model.hop_length
     segment = cfg.data.segment_length // hop * hop
-    trainset = SegmentDataset(train_rows, speakers, segment, hop, cfg.model.sample_rate)
-    validset = SegmentDataset(valid_rows, speakers, segment, hop, cfg.model.sample_rate) if valid_rows else None
+    context = model.encoder.training_context
+    trainset = SegmentDataset(train_rows, speakers, segment, hop, cfg.model.sample_rate, context)
+    validset = (
+        SegmentDataset(valid_rows, speakers, segment, hop, cfg.model.sample_rate, context) if valid_rows else None
+    )
     optimizer = torch.optim.Adam(
         model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), weight_decay=cfg.optim.weight_decay
     )
@@ -291,7 +294,7 @@ def _train(cfg, data_dir, out_dir, resume, stop_at, deadline, rank, world_size, 
         speaker = batch["speaker"].to(device, non_blocking=True)
         t0 = time.perf_counter()
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            out = ddp_model(wav, speaker)
+            out = ddp_model(wav, speaker, EncoderCrop.from_batch(batch, device))
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(out.loss).backward()
         scaler.unscale_(optimizer)
@@ -394,7 +397,7 @@ def validate(model: VQVAE, validset: SegmentDataset, cfg: Config, device: torch.
     total, count = 0.0, 0
     for batch in validation_batches(validset, cfg.data.valid_utterances, cfg.data.batch_size):
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            out = model(batch["wav"].to(device), batch["speaker"].to(device))
+            out = model(batch["wav"].to(device), batch["speaker"].to(device), EncoderCrop.from_batch(batch, device))
         total += out.loss.item() * batch["wav"].size(0)
         count += batch["wav"].size(0)
     model.train()

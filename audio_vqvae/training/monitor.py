@@ -107,7 +107,7 @@ class TrainLogger:
         model.eval()
         sr, hop = model.sample_rate, model.hop_length
         n = max(hop, int(seconds * sr) // hop * hop)
-        wav = dataset.crop(0, 0)[:n]
+        wav = dataset.read(0, 0, dataset.segment_length)[:n]
         device = next(model.parameters()).device
         codes = model.encode(wav.to(device))
         speaker = dataset.speaker_ids[0]
