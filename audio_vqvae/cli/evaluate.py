@@ -6,6 +6,7 @@ import argparse
 import json
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -173,9 +174,13 @@ def run_conversion(
     temperature: float = 1.0,
     seed: int = 0,
     wer: bool = False,
+    converter: Callable[..., list[torch.Tensor]] | None = None,
 ) -> dict:
     """Convert each (source row, target speaker) pair and score it with ``evaluate_conversion``,
     as ``evaluate conversion`` does.
+
+    ``converter(model, wavs, speakers, **options)`` makes the conversions and resyntheses (default
+    ``convert_all``: the model's WaveNet; ``bench/lpc_vocoder.py`` passes another vocoder).
 
     The parallel target of a pair is the target speaker's reading of the source's text, found in
     any of the folder's manifests (normalised text); the speaker classifier learns from
@@ -217,9 +222,10 @@ def run_conversion(
     bar = RealTimeBar(sum(w.numel() // hop * hop for _, w, _ in sources + recon_sources), model.sample_rate, "generate")
     generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
     options = {"batch_size": batch_size, "temperature": temperature, "generator": generator, "progress": bar}
+    converter = converter or convert_all
     try:
-        converted = convert_all(model, [w for _, w, _ in sources], [t for _, t in pairs], **options)
-        recon = convert_all(model, [w for _, w, _ in recon_sources], [s for _, _, s in recon_sources], **options)
+        converted = converter(model, [w for _, w, _ in sources], [t for _, t in pairs], **options)
+        recon = converter(model, [w for _, w, _ in recon_sources], [s for _, _, s in recon_sources], **options)
     finally:
         bar.close()
     generated = time.perf_counter()

@@ -1,0 +1,134 @@
+"""Linear prediction from log-mel frames, and a noise-excited LPC vocoder of them.
+
+A log-mel frame fixes a smooth power spectrum, hence an autocorrelation, hence an all-pole filter
+``1 / A(z)`` by the Levinson-Durbin recursion. This is how LPCNet (Valin & Skoglund 2019) gets its
+filter from its Bark cepstrum. Excited by white noise with the frame's prediction-error power, the
+filter gives whispered speech with the frame's spectral envelope and no pitch. That is a vocoder
+with nothing to learn: it shows how much of the words and the voice a (predicted) spectrogram
+carries, apart from what a WaveNet makes of it (``bench/lpc_vocoder.py``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .mel import LOG_FLOOR
+
+
+def levinson(r: Tensor, order: int) -> tuple[Tensor, Tensor]:
+    """Levinson-Durbin: the predictor of an autocorrelation sequence.
+
+    Args:
+        r: (..., order + 1) autocorrelation r[0..order], r[0] > 0.
+        order: p.
+    Returns:
+        ``a`` (..., p), with ``A(z) = 1 + sum_k a[k-1] z^-k`` the prediction-error filter, and the
+        prediction-error power (...,).
+    """
+    a = r.new_zeros(*r.shape[:-1], order)
+    err = r[..., 0].clone()
+    for i in range(order):
+        k = -(r[..., i + 1] + (a[..., :i] * r[..., 1 : i + 1].flip(-1)).sum(-1)) / err
+        a = torch.cat([a[..., :i] + k.unsqueeze(-1) * a[..., :i].flip(-1), k.unsqueeze(-1), a[..., i + 1 :]], -1)
+        err = err * (1 - k * k)
+    return a, err
+
+
+def lpc_from_log_mel(
+    log_mel: Tensor, basis: Tensor, window: Tensor, order: int = 16, sample_rate: int = 16000, lag_hz: float = 60.0
+) -> tuple[Tensor, Tensor]:
+    """An all-pole filter and an excitation level per frame of ``mel.LogMel`` output.
+
+    The power spectrum is rebuilt by spreading each band's mean power per bin over its filter
+    (a smooth envelope, not an exact inverse), the autocorrelation is its inverse FFT, with a
+    Gaussian lag window of ``lag_hz`` (as speech codecs do, so that sharp peaks do not make
+    unstable filters), and Levinson-Durbin gives the filter.
+
+    Args:
+        log_mel: (..., n_mels, N) ``ln(mel power + 1e-5)`` of frames windowed by ``window``.
+        basis: (n_mels, n_fft // 2 + 1) the mel filters that made them.
+        window: (win_length,) the analysis window.
+        order: p.
+    Returns:
+        ``a`` (..., N, p) float32 (``A(z)`` per frame, see ``levinson``) and ``gain`` (..., N) float32, the
+        standard deviation per sample of the white excitation that gives the frame's power.
+    """
+    mel = (log_mel.double().exp() - LOG_FLOOR).clamp_min(1e-10)  # (..., M, N)
+    b = basis.double()  # (M, F)
+    per_bin = mel / b.sum(1, keepdim=True).clamp_min(1e-12).unsqueeze(-1)  # mean power per bin of each band
+    spread = b / b.sum(0, keepdim=True).clamp_min(1e-12)  # (M, F): each bin's share of each band
+    power = torch.einsum("mf,...mn->...nf", spread, per_bin).clamp_min(1e-10)  # (..., N, F)
+    n_fft = 2 * (b.size(1) - 1)
+    r = torch.fft.irfft(power, n=n_fft)[..., : order + 1]  # (..., N, p + 1)
+    lags = torch.arange(order + 1, dtype=torch.float64)
+    r = r * torch.exp(-0.5 * (2 * math.pi * lag_hz / sample_rate * lags) ** 2)
+    r[..., 0] = r[..., 0] * (1 + 1e-4)  # white-noise correction: a well-conditioned recursion
+    a, err = levinson(r, order)
+    # r[0] of a windowed frame is the signal's power times sum(window^2): undo that for the excitation
+    gain = (err.clamp_min(1e-20) / float(window.double().pow(2).sum())).sqrt()
+    return a.float(), gain.float()
+
+
+class AllPoleFilter:
+    """Streaming ``1 / A(z)`` with a filter per frame: ``y_t = x_t - sum_k a_k y_{t-k}``.
+
+    Each row keeps its last p outputs, so filtering in pieces gives what filtering whole gives.
+    Runs in float64 on the CPU (scipy's ``lfilter``, frame by frame).
+
+    Args:
+        hop_length: samples per frame.
+    """
+
+    def __init__(self, hop_length: int):
+        self.hop_length = hop_length
+        self.past: np.ndarray | None = None  # (B, p) last outputs, newest first
+
+    def __call__(self, x: Tensor, a: Tensor) -> Tensor:
+        """(B, n * hop) excitation and (B, n, p) filters -> (B, n * hop) float32 output on the CPU."""
+        from scipy.signal import lfilter, lfiltic  # scipy comes with librosa; imported here, only when used
+
+        B, n, p = a.shape
+        hop = self.hop_length
+        if x.shape != (B, n * hop):
+            raise ValueError(f"expected excitation of shape {(B, n * hop)}, got {tuple(x.shape)}")
+        if self.past is None:
+            self.past = np.zeros((B, p))
+        xs, coefficients = x.double().cpu().numpy(), a.double().cpu().numpy()
+        out = np.empty_like(xs)
+        for b in range(B):
+            past = self.past[b]
+            for f in range(n):
+                den = np.concatenate([[1.0], coefficients[b, f]])
+                y, _ = lfilter([1.0], den, xs[b, f * hop : (f + 1) * hop], zi=lfiltic([1.0], den, past))
+                out[b, f * hop : (f + 1) * hop] = y
+                past = np.concatenate([y[::-1], past])[:p]
+            self.past[b] = past
+        return torch.from_numpy(out).float()
+
+
+def noise_vocoder(
+    log_mel: Tensor,
+    basis: Tensor,
+    window: Tensor,
+    hop_length: int,
+    sample_rate: int = 16000,
+    generator: torch.Generator | None = None,
+    order: int = 16,
+) -> Tensor:
+    """Whispered speech with the spectral envelope of log-mel frames: white noise through their LPC filters.
+
+    Args:
+        log_mel: (B, n_mels, N) as ``mel.LogMel`` makes them; basis, window: its filters and window.
+        hop_length: samples per frame; sample_rate: Hz.
+        generator: the noise's; order: p.
+    Returns:
+        (B, N * hop) float32 waveform, clamped to [-1, 1].
+    """
+    a, gain = lpc_from_log_mel(log_mel.cpu(), basis.cpu(), window.cpu(), order, sample_rate)  # (B, N, p), (B, N)
+    noise = torch.randn(gain.size(0), gain.size(1) * hop_length, generator=generator, dtype=torch.float64)
+    excitation = noise * gain.double().repeat_interleave(hop_length, -1)
+    return AllPoleFilter(hop_length)(excitation, a).clamp(-1.0, 1.0)

@@ -1,0 +1,89 @@
+"""How much of the words and the voice the mel decoder's spectrogram carries, without the WaveNet.
+
+Each source utterance is encoded, the mel decoder predicts its log-mel frames for the target
+speaker, and ``models.lpc.noise_vocoder`` turns them into whispered speech (white noise through
+an LPC filter per frame, nothing learned). The result is scored as ``audio-vqvae evaluate
+conversion`` scores the WaveNet's conversions of the same pairs (``cli.evaluate.run_conversion``).
+Running both on one checkpoint tells whether the codes and the mel decoder or the WaveNet limit
+the conversions: speaker classification, MCD to the target's reading, and with --wer the word
+error rate.
+
+    python bench/lpc_vocoder.py --ckpt EXP/last.pt --data DIR [--n-sources 6] [--wer] [--out JSON]
+
+The checkpoint needs a mel decoder (``model.mel_loss_weight``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from audio_vqvae.cli.evaluate import conversion_pairs, run_conversion, split_rows
+from audio_vqvae.evaluation.evaluate import format_conversion_report
+from audio_vqvae.models.lpc import noise_vocoder
+from audio_vqvae.models.vqvae import VQVAE
+
+
+def lpc_converter(seed: int):
+    """A ``run_conversion`` converter: codes -> the mel decoder's frames for the target -> noise vocoder."""
+
+    def convert(model: VQVAE, wavs: list[torch.Tensor], speakers: list[str], **_options) -> list[torch.Tensor]:
+        generator = torch.Generator().manual_seed(seed)
+        out = []
+        for wav, speaker in zip(wavs, speakers):
+            with torch.no_grad():
+                n = wav.numel() // model.hop_length
+                codes = model.encode(wav[: n * model.hop_length])  # (1, n)
+                latents = model.quantizer.dequantize(codes)
+                mel = model.mel_decoder(latents, model.speaker_ids([speaker], 1)).float()  # (1, n_mels, n)
+            log_mel = model.log_mel
+            out.append(
+                noise_vocoder(mel, log_mel.basis, log_mel.window, model.hop_length, model.sample_rate, generator)[0]
+            )
+        return out
+
+    return convert
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ckpt", required=True)
+    parser.add_argument("--data", required=True, help="prepared corpus folder")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--n-sources", type=int, default=6, help="source utterances, each to 2 other speakers")
+    parser.add_argument("--max-seconds", type=float, default=4.0)
+    parser.add_argument("--reconstructions", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--wer", action="store_true", help="word error rates (pip install 'audio_vqvae[wer]')")
+    parser.add_argument("--out", help="write the metrics as JSON")
+    args = parser.parse_args(argv)
+    model = VQVAE.load(args.ckpt).eval()
+    if model.mel_decoder is None:
+        print(f"{args.ckpt}: the model has no mel decoder (model.mel_loss_weight)", file=sys.stderr)
+        return 2
+    data = Path(args.data)
+    pairs = conversion_pairs(split_rows(data, args.split), model.speakers, args.n_sources, None, args.seed)
+    result = run_conversion(
+        model,
+        data,
+        pairs,
+        max_seconds=args.max_seconds,
+        reconstructions=args.reconstructions,
+        seed=args.seed,
+        wer=args.wer,
+        converter=lpc_converter(args.seed),
+    )
+    result["checkpoint"], result["vocoder"] = str(args.ckpt), "lpc noise (models.lpc.noise_vocoder)"
+    print(format_conversion_report(result))
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2, default=float) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
