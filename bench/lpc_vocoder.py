@@ -2,13 +2,17 @@
 
 Each source utterance is encoded, the mel decoder predicts its log-mel frames for the target
 speaker, and ``models.lpc.noise_vocoder`` turns them into whispered speech (white noise through
-an LPC filter per frame, nothing learned). The result is scored as ``audio-vqvae evaluate
-conversion`` scores the WaveNet's conversions of the same pairs (``cli.evaluate.run_conversion``).
+an LPC filter per frame, nothing learned). With ``--excitation wavenet`` the WaveNet's conversion
+is whitened by its own LPC filters and coloured by the predicted frames' instead
+(``models.lpc.envelope_transplant``): the WaveNet's fine structure with the mel decoder's envelope.
+The result is scored as ``audio-vqvae evaluate conversion`` scores the WaveNet's conversions of the
+same pairs (``cli.evaluate.run_conversion``).
 Running both on one checkpoint tells whether the codes and the mel decoder or the WaveNet limit
 the conversions: speaker classification, MCD to the target's reading, and with --wer the word
 error rate.
 
-    python bench/lpc_vocoder.py --ckpt EXP/last.pt --data DIR [--n-sources 6] [--wer] [--out JSON]
+    python bench/lpc_vocoder.py --ckpt EXP/last.pt --data DIR [--n-sources 6] [--excitation noise|wavenet]
+                                [--wer] [--out JSON]
 
 The checkpoint needs a mel decoder (``model.mel_loss_weight``).
 """
@@ -22,29 +26,35 @@ from pathlib import Path
 
 import torch
 
-from audio_vqvae.cli.evaluate import conversion_pairs, run_conversion, split_rows
+from audio_vqvae.cli.evaluate import conversion_pairs, convert_all, run_conversion, split_rows
 from audio_vqvae.evaluation.evaluate import format_conversion_report
-from audio_vqvae.models.lpc import noise_vocoder
+from audio_vqvae.models.lpc import envelope_transplant, noise_vocoder
 from audio_vqvae.models.vqvae import VQVAE
 
 
-def lpc_converter(seed: int):
-    """A ``run_conversion`` converter: codes -> the mel decoder's frames for the target -> noise vocoder."""
+@torch.no_grad()
+def predicted_log_mel(model: VQVAE, wav: torch.Tensor, speaker: str) -> torch.Tensor:
+    """(1, n_mels, N) the mel decoder's frames of ``wav``'s codes for ``speaker``."""
+    n = wav.numel() // model.hop_length
+    latents = model.quantizer.dequantize(model.encode(wav[: n * model.hop_length]))  # (1, D, N)
+    return model.mel_decoder(latents, model.speaker_ids([speaker], 1)).float()
 
-    def convert(model: VQVAE, wavs: list[torch.Tensor], speakers: list[str], **_options) -> list[torch.Tensor]:
+
+def lpc_converter(seed: int, excitation: str):
+    """A ``run_conversion`` converter: the mel decoder's frames for the target through the noise vocoder,
+    or (``excitation="wavenet"``) as the envelope of the WaveNet's conversion."""
+
+    def convert(model: VQVAE, wavs: list[torch.Tensor], speakers: list[str], **options) -> list[torch.Tensor]:
         generator = torch.Generator().manual_seed(seed)
-        out = []
-        for wav, speaker in zip(wavs, speakers):
-            with torch.no_grad():
-                n = wav.numel() // model.hop_length
-                codes = model.encode(wav[: n * model.hop_length])  # (1, n)
-                latents = model.quantizer.dequantize(codes)
-                mel = model.mel_decoder(latents, model.speaker_ids([speaker], 1)).float()  # (1, n_mels, n)
-            log_mel = model.log_mel
-            out.append(
-                noise_vocoder(mel, log_mel.basis, log_mel.window, model.hop_length, model.sample_rate, generator)[0]
-            )
-        return out
+        front, hop, sr = model.log_mel, model.hop_length, model.sample_rate
+        mels = [predicted_log_mel(model, wav, speaker) for wav, speaker in zip(wavs, speakers)]
+        if excitation == "noise":
+            return [noise_vocoder(mel, front.basis, front.window, hop, sr, generator)[0] for mel in mels]
+        converted = convert_all(model, wavs, speakers, **options)
+        return [
+            envelope_transplant(out[: mel.size(-1) * hop].view(1, -1), mel, front, hop, sr)[0]
+            for out, mel in zip(converted, mels)
+        ]
 
     return convert
 
@@ -58,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=4.0)
     parser.add_argument("--reconstructions", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--excitation", choices=("noise", "wavenet"), default="noise", help="white noise, or the WaveNet's conversion"
+    )
     parser.add_argument("--wer", action="store_true", help="word error rates (pip install 'audio_vqvae[wer]')")
     parser.add_argument("--out", help="write the metrics as JSON")
     args = parser.parse_args(argv)
@@ -75,9 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         reconstructions=args.reconstructions,
         seed=args.seed,
         wer=args.wer,
-        converter=lpc_converter(args.seed),
+        converter=lpc_converter(args.seed, args.excitation),
     )
-    result["checkpoint"], result["vocoder"] = str(args.ckpt), "lpc noise (models.lpc.noise_vocoder)"
+    result["checkpoint"], result["vocoder"] = str(args.ckpt), f"lpc, {args.excitation} excitation (models.lpc)"
     print(format_conversion_report(result))
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2, default=float) + "\n")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from trained_tiny import trained_checkpoint
 
 from audio_vqvae.checkpoint import load_checkpoint
@@ -47,7 +48,8 @@ def test_learn_trains_in_segments_and_reports_units_and_conversion(synthetic_cor
     assert again.returncode == 2 and "already holds a checkpoint" in again.stderr
 
 
-def test_lpc_vocoder_scores_the_mel_decoders_conversions(prepared_corpus, tmp_path):
+@pytest.mark.parametrize("excitation", ["noise", "wavenet"])
+def test_lpc_vocoder_scores_the_mel_decoders_conversions(prepared_corpus, tmp_path, excitation):
     """bench/lpc_vocoder.py: the mel decoder's frames for each target, through the noise vocoder,
     scored like ``evaluate conversion``."""
     ckpt = trained_checkpoint(prepared_corpus, tmp_path)
@@ -55,9 +57,10 @@ def test_lpc_vocoder_scores_the_mel_decoders_conversions(prepared_corpus, tmp_pa
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "bench/lpc_vocoder.py", "--ckpt", str(ckpt), "--data", str(prepared_corpus)]
     cmd += ["--split", "valid", "--n-sources", "2", "--max-seconds", "0.5", "--reconstructions", "1"]
+    cmd += ["--excitation", excitation]
     cmd += ["--out", str(out_json)]
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     report = json.loads(out_json.read_text())
-    assert report["n_pairs"] == 4 and report["vocoder"].startswith("lpc")
+    assert report["n_pairs"] == 4 and report["vocoder"] == f"lpc, {excitation} excitation (models.lpc)"
     assert 0 <= report["speaker"]["target_rate"] <= 1 and report["reconstruction"]["mcd"] > 0

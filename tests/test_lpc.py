@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from audio_vqvae.models.lpc import AllPoleFilter, levinson, lpc_from_log_mel, noise_vocoder
+from audio_vqvae.models.lpc import (
+    AllPoleFilter,
+    envelope_transplant,
+    levinson,
+    lpc_from_log_mel,
+    noise_vocoder,
+    prediction_error,
+)
 from audio_vqvae.models.mel import LogMel
 
 
@@ -66,4 +73,29 @@ def test_lpc_from_log_mel_finds_the_resonance_and_the_level():
     assert abs(freqs[response.argmax()] - 1000) < 150
     out = noise_vocoder(mel, log_mel.basis, log_mel.window, hop, sr, torch.Generator().manual_seed(0))
     ratio = float(out[0, 2000:-2000].pow(2).mean() / wav[2000 : out.size(1) - 2000].pow(2).mean())
+    assert 0.5 < ratio < 2.0, ratio
+
+
+def test_prediction_error_is_what_the_all_pole_filter_inverts():
+    torch.manual_seed(1)
+    hop, n, p = 16, 9, 5
+    x = torch.randn(2, n * hop) * 0.1
+    a = torch.randn(2, n, p) * 0.2
+    e = prediction_error(x, a, hop)
+    assert torch.allclose(AllPoleFilter(hop)(e, a), x, atol=1e-5)
+
+
+def test_envelope_transplant_takes_the_resonance_of_the_other_spectrogram():
+    """Noise with a 1 kHz resonance given the log-mel of a 3 kHz one peaks at 3 kHz, at that level."""
+    sr, hop = 16000, 64
+    low = torch.from_numpy(ar_process([0.97 * np.exp(2j * np.pi * 1000 / sr)], sr, seed=1)).float()
+    high = torch.from_numpy(ar_process([0.97 * np.exp(2j * np.pi * 3000 / sr)], sr, seed=2)).float()
+    front = LogMel(sr, hop, 80)
+    n = sr // hop * hop
+    out = envelope_transplant(low[:n].view(1, -1), front(high[:n].view(1, -1)), front, hop, sr)
+    spectrum = np.abs(np.fft.rfft(out[0].numpy())) ** 2
+    freqs = np.fft.rfftfreq(out.size(1), 1 / sr)
+    band = lambda f: spectrum[(freqs > f - 200) & (freqs < f + 200)].mean()  # noqa: E731
+    assert band(3000) > 10 * band(1000)
+    ratio = float(out[0, 2000:-2000].pow(2).mean() / high[2000 : n - 2000].pow(2).mean())
     assert 0.5 < ratio < 2.0, ratio

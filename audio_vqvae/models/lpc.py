@@ -110,6 +110,43 @@ class AllPoleFilter:
         return torch.from_numpy(out).float()
 
 
+def prediction_error(x: Tensor, a: Tensor, hop_length: int) -> Tensor:
+    """``A(z) x`` with a filter per frame: ``e_t = x_t + sum_k a_k x_{t-k}`` (zeros before the start).
+
+    Args:
+        x: (B, n * hop) waveform; a: (B, n, p) filters (``lpc_from_log_mel``).
+    Returns:
+        (B, n * hop) float32 residual, the input of ``AllPoleFilter`` that gives ``x`` back.
+    """
+    B, n, p = a.shape
+    past = torch.nn.functional.pad(x.double(), (p, 0)).unfold(-1, p + 1, 1).flip(-1)  # (B, T, p + 1): x_t, x_{t-1}, ..
+    taps = torch.cat([a.new_ones(B, n, 1), a], -1).double().repeat_interleave(hop_length, 1)  # (B, T, p + 1)
+    return (past[:, : n * hop_length] * taps).sum(-1).float()
+
+
+def envelope_transplant(
+    wav: Tensor, log_mel: Tensor, front_end, hop_length: int, sample_rate: int = 16000, order: int = 16
+) -> Tensor:
+    """Replace the spectral envelope of ``wav`` by that of ``log_mel``, keeping its fine structure.
+
+    ``wav`` is whitened by its own LPC filters, each frame's residual is scaled to the excitation
+    level of ``log_mel``'s frame, and the filters of ``log_mel`` colour it again.
+
+    Args:
+        wav: (B, N * hop) waveform; log_mel: (B, n_mels, N) target frames.
+        front_end: the ``mel.LogMel`` that made ``log_mel`` (its filters and window analyse ``wav``).
+    Returns:
+        (B, N * hop) float32 waveform, clamped to [-1, 1].
+    """
+    window, basis = front_end.window.cpu(), front_end.basis.cpu()
+    wav = wav.cpu().float()
+    a_own, gain_own = lpc_from_log_mel(front_end.cpu()(wav), basis, window, order, sample_rate)
+    a_new, gain_new = lpc_from_log_mel(log_mel.cpu(), basis, window, order, sample_rate)
+    residual = prediction_error(wav, a_own, hop_length)
+    scale = (gain_new / gain_own.clamp_min(1e-8)).repeat_interleave(hop_length, -1)
+    return AllPoleFilter(hop_length)(residual * scale, a_new).clamp(-1.0, 1.0)
+
+
 def noise_vocoder(
     log_mel: Tensor,
     basis: Tensor,
