@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True, help="prepared corpus folder")
     parser.add_argument("--split", default="test")
     parser.add_argument("--n-sources", type=int, default=6, help="source utterances, each to 2 other speakers")
-    parser.add_argument("--max-seconds", type=float, default=4.0)
+    parser.add_argument("--max-seconds", type=float, default=6.0, help="crop every utterance (default 6, as evaluate)")
     parser.add_argument("--reconstructions", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
