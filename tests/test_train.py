@@ -157,8 +157,8 @@ def test_nonfinite_steps_are_skipped_then_stop_training_keeping_the_checkpoint(
     bad_calls: set[int] = {3, 4}
     calls = {"n": 0}
 
-    def forward(self, wav, speaker):
-        out = original(self, wav, speaker)
+    def forward(self, wav, speaker, crop=None):
+        out = original(self, wav, speaker, crop)
         if self.training:
             calls["n"] += 1
             if calls["n"] in bad_calls or "all" in bad_calls:
@@ -261,8 +261,8 @@ def test_bf16_autocast_training_on_cpu_tracks_fp32(prepared_corpus, tmp_path):
         losses = []
         original = VQVAE.forward
 
-        def forward(self, wav, speaker):
-            out = original(self, wav, speaker)
+        def forward(self, wav, speaker, crop=None):
+            out = original(self, wav, speaker, crop)
             if self.training:
                 expected = torch.bfloat16 if precision == "bf16" else torch.float32
                 assert out.logits.dtype == expected  # autocast really ran the convs in bf16
