@@ -49,7 +49,7 @@ def lpc_converter(seed: int, excitation: str):
         front, hop, sr = model.log_mel, model.hop_length, model.sample_rate
         mels = [predicted_log_mel(model, wav, speaker) for wav, speaker in zip(wavs, speakers)]
         if excitation == "noise":
-            return [noise_vocoder(mel, front.basis, front.window, hop, sr, generator)[0] for mel in mels]
+            return [noise_vocoder(mel, front, hop, sr, generator)[0] for mel in mels]
         converted = convert_all(model, wavs, speakers, **options)
         return [
             envelope_transplant(out[: mel.size(-1) * hop].view(1, -1), mel, front, hop, sr)[0]

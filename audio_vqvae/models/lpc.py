@@ -134,23 +134,22 @@ def envelope_transplant(
 
     Args:
         wav: (B, N * hop) waveform; log_mel: (B, n_mels, N) target frames.
-        front_end: the ``mel.LogMel`` that made ``log_mel`` (its filters and window analyse ``wav``).
+        front_end: the ``mel.LogMel`` that made ``log_mel`` (it analyses ``wav`` on its own device).
     Returns:
-        (B, N * hop) float32 waveform, clamped to [-1, 1].
+        (B, N * hop) float32 waveform on the CPU, clamped to [-1, 1].
     """
     window, basis = front_end.window.cpu(), front_end.basis.cpu()
-    wav = wav.cpu().float()
-    a_own, gain_own = lpc_from_log_mel(front_end.cpu()(wav), basis, window, order, sample_rate)
+    own = front_end(wav.to(front_end.basis.device)).cpu()  # (B, n_mels, N)
+    a_own, gain_own = lpc_from_log_mel(own, basis, window, order, sample_rate)
     a_new, gain_new = lpc_from_log_mel(log_mel.cpu(), basis, window, order, sample_rate)
-    residual = prediction_error(wav, a_own, hop_length)
+    residual = prediction_error(wav.cpu().float(), a_own, hop_length)
     scale = (gain_new / gain_own.clamp_min(1e-8)).repeat_interleave(hop_length, -1)
     return AllPoleFilter(hop_length)(residual * scale, a_new).clamp(-1.0, 1.0)
 
 
 def noise_vocoder(
     log_mel: Tensor,
-    basis: Tensor,
-    window: Tensor,
+    front_end,
     hop_length: int,
     sample_rate: int = 16000,
     generator: torch.Generator | None = None,
@@ -159,13 +158,14 @@ def noise_vocoder(
     """Whispered speech with the spectral envelope of log-mel frames: white noise through their LPC filters.
 
     Args:
-        log_mel: (B, n_mels, N) as ``mel.LogMel`` makes them; basis, window: its filters and window.
+        log_mel: (B, n_mels, N) as ``front_end`` (a ``mel.LogMel``) makes them.
         hop_length: samples per frame; sample_rate: Hz.
-        generator: the noise's; order: p.
+        generator: the noise's (a CPU generator); order: p.
     Returns:
-        (B, N * hop) float32 waveform, clamped to [-1, 1].
+        (B, N * hop) float32 waveform on the CPU, clamped to [-1, 1].
     """
-    a, gain = lpc_from_log_mel(log_mel.cpu(), basis.cpu(), window.cpu(), order, sample_rate)  # (B, N, p), (B, N)
+    window, basis = front_end.window.cpu(), front_end.basis.cpu()
+    a, gain = lpc_from_log_mel(log_mel.cpu(), basis, window, order, sample_rate)  # (B, N, p), (B, N)
     noise = torch.randn(gain.size(0), gain.size(1) * hop_length, generator=generator, dtype=torch.float64)
     excitation = noise * gain.double().repeat_interleave(hop_length, -1)
     return AllPoleFilter(hop_length)(excitation, a).clamp(-1.0, 1.0)
