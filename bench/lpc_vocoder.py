@@ -22,11 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from pathlib import Path
 
 import torch
 
 from audio_vqvae.cli.evaluate import conversion_pairs, convert_all, run_conversion, split_rows
+from audio_vqvae.errors import AudioVQVAEError, debug_requested
 from audio_vqvae.evaluation.evaluate import format_conversion_report
 from audio_vqvae.models.lpc import envelope_transplant, noise_vocoder
 from audio_vqvae.models.vqvae import VQVAE
@@ -76,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     model = VQVAE.load(args.ckpt).eval()
     if model.mel_decoder is None:
-        print(f"{args.ckpt}: the model has no mel decoder (model.mel_loss_weight)", file=sys.stderr)
+        print(
+            f"bench/lpc_vocoder.py: error: {args.ckpt}: the model has no mel decoder (model.mel_loss_weight)",
+            file=sys.stderr,
+        )
         return 2
     data = Path(args.data)
     pairs = conversion_pairs(split_rows(data, args.split), model.speakers, args.n_sources, None, args.seed)
@@ -99,4 +104,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except AudioVQVAEError as e:  # a user's mistake in one line (AUDIO_VQVAE_DEBUG=1: with its traceback)
+        if debug_requested():
+            traceback.print_exc()
+        print(f"bench/lpc_vocoder.py: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None

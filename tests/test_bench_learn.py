@@ -64,3 +64,10 @@ def test_lpc_vocoder_scores_the_mel_decoders_conversions(prepared_corpus, tmp_pa
     report = json.loads(out_json.read_text())
     assert report["n_pairs"] == 4 and report["vocoder"] == f"lpc, {excitation} excitation (models.lpc)"
     assert 0 <= report["speaker"]["target_rate"] <= 1 and report["reconstruction"]["mcd"] > 0
+
+
+def test_lpc_vocoder_names_a_missing_checkpoint_in_one_line(tmp_path):
+    cmd = [sys.executable, "bench/lpc_vocoder.py", "--ckpt", str(tmp_path / "gone.pt"), "--data", str(tmp_path)]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip() == f"bench/lpc_vocoder.py: error: {tmp_path / 'gone.pt'}: checkpoint not found"
