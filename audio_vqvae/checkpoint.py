@@ -8,13 +8,14 @@ import pickle
 import random
 import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .config import Config, apply_overrides, merge
+from .config import Config, PriorExperiment, apply_overrides, merge
 from .errors import CheckpointError, ConfigError
 from .fileio import atomic_write
 
@@ -61,8 +62,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if expected is not None and weights_sha256(weights) != expected:
         raise CheckpointError(f"{path}: corrupted: the weights do not match the sha256 saved with them")
     try:
-        model_config = config_from_checkpoint(state).model
-        mismatch = weights_mismatch(model_config, weights)
+        mismatch = weights_mismatch(model_builder(state, path), weights)
     except ConfigError as e:  # a hand-edited config, or sizes no model can have (VQVAE.from_config)
         raise CheckpointError(f"{path}: its config is not valid ({e})") from None
     if mismatch:
@@ -96,15 +96,26 @@ def weights_sha256(weights: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def weights_mismatch(model_config: Any, weights: dict[str, torch.Tensor]) -> str:
-    """How a state dict differs in names and shapes from the model ``model_config`` builds ("" if it fits).
+def model_builder(state: dict[str, Any], path: str | Path) -> Callable[[], torch.nn.Module]:
+    """What builds the model a checkpoint's config describes: a code prior's or a VQ-VAE's."""
+    if state.get("kind") == PRIOR_KIND:
+        from .models.prior import CodePrior
+
+        prior_config = prior_config_from_checkpoint(state, path).model
+        return lambda: CodePrior.from_config(prior_config)
+    from .models.vqvae import VQVAE
+
+    model_config = config_from_checkpoint(state, path).model
+    return lambda: VQVAE.from_config(model_config)
+
+
+def weights_mismatch(build: Callable[[], torch.nn.Module], weights: dict[str, torch.Tensor]) -> str:
+    """How a state dict differs in names and shapes from the model ``build()`` makes ("" if it fits).
 
     The model is built on the meta device (no memory, no initialisation) with the RNG state kept.
     """
-    from .models.vqvae import VQVAE
-
     with torch.random.fork_rng(devices=[]), torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in VQVAE.from_config(model_config).state_dict().items()}
+        expected = {k: tuple(v.shape) for k, v in build().state_dict().items()}
     got = {k: tuple(v.shape) for k, v in weights.items()}
     missing = [k for k in expected if k not in got]
     unexpected = [k for k in got if k not in expected]
@@ -129,9 +140,25 @@ LEGACY_VALUES: dict[str, Any] = {
 }
 
 
-def config_from_checkpoint(state: dict[str, Any]) -> Config:
-    """The resolved experiment config stored in a checkpoint (keys it predates get their legacy values)."""
+def config_from_checkpoint(state: dict[str, Any], path: str | Path = "checkpoint") -> Config:
+    """The resolved experiment config stored in a VQ-VAE checkpoint (keys it predates get their legacy values).
+
+    Raises:
+        CheckpointError: the checkpoint is a code prior's.
+    """
+    if state.get("kind") == PRIOR_KIND:
+        raise CheckpointError(f"{path}: a code prior's checkpoint (train-prior), not a VQ-VAE's")
     return apply_overrides(Config(), merge(LEGACY_VALUES, state["config"]))
+
+
+PRIOR_KIND = "prior"  # the ``kind`` of a code prior's checkpoint (a VQ-VAE's has none)
+
+
+def prior_config_from_checkpoint(state: dict[str, Any], path: str | Path) -> PriorExperiment:
+    """The ``PriorExperiment`` stored in a code prior's checkpoint; CheckpointError for any other file."""
+    if state.get("kind") != PRIOR_KIND:
+        raise CheckpointError(f"{path}: not a code prior's checkpoint (audio-vqvae train-prior writes them)")
+    return apply_overrides(PriorExperiment(), state["config"])
 
 
 def rng_state() -> dict[str, Any]:

@@ -175,6 +175,42 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+@dataclass
+class PriorModelConfig:
+    """The code prior (``models.prior.CodePrior``): a causal Transformer over code sequences."""
+
+    max_len: int = 1024  # context in codes (4.1 s at hop 64 and 16 kHz), and the length of the training crops
+    d_model: int = 256
+    n_layers: int = 6
+    n_heads: int = 4
+    dropout: float = 0.1
+    codebook_size: int = 512  # K; set from the tokens' tokens.json by train-prior
+    n_speakers: int = 0  # set from the speaker list of --data by train-prior; 0: unconditional
+
+
+@dataclass
+class PriorDataConfig:
+    """What the prior's training loop reads: random crops of ``model.max_len`` codes (shorter utterances padded)."""
+
+    batch_size: int = 16  # per process
+    num_workers: int = 0
+    valid_utterances: int = 64  # validation crops (the first segment of each of these utterances)
+
+
+def _prior_train() -> TrainConfig:
+    return TrainConfig(steps=20_000, valid_every=500, audio_every=None, checkpoint_every=2_000)
+
+
+@dataclass
+class PriorExperiment:
+    """A code prior and how to train it (``audio-vqvae train-prior``). Stored whole in its checkpoints."""
+
+    model: PriorModelConfig = field(default_factory=PriorModelConfig)
+    data: PriorDataConfig = field(default_factory=PriorDataConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=3e-4, warmup_steps=200))
+    train: TrainConfig = field(default_factory=_prior_train)
+
+
 # The smallest legal value of integer sizes, counts and periods (per element for lists; None stays legal
 # where the type allows it). Checked when overrides are applied, so `--set train.checkpoint_every=0` or
 # `--set model.decoder.n_stacks=0` fails at once naming the key, not at step 1 or deep inside torch.
@@ -196,6 +232,8 @@ MINIMUM: dict[type, dict[str, int]] = {
     MelDecoderConfig: {"n_mels": 1, "channels": 1, "n_layers": 0, "kernel_size": 1},
     ModelConfig: {"sample_rate": 1, "mu_law_classes": 2},
     DataConfig: {"segment_length": 1, "batch_size": 1, "num_workers": 0},
+    PriorModelConfig: {"max_len": 1, "d_model": 1, "n_layers": 0, "n_heads": 1, "codebook_size": 1, "n_speakers": 0},
+    PriorDataConfig: {"batch_size": 1, "num_workers": 0, "valid_utterances": 0},
     OptimConfig: {"warmup_steps": 0},
     TrainConfig: {
         "steps": 1,

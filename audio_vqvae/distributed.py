@@ -82,6 +82,11 @@ def broadcast_(t: torch.Tensor, src: int = 0) -> torch.Tensor:
     return t
 
 
+def rank() -> int:
+    """This process's rank in the group; 0 alone."""
+    return td.get_rank() if active() else 0
+
+
 def world_size() -> int:
     return td.get_world_size() if active() else 1
 

@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
+from cli_run import one_line_error, run
 from trained_tiny import trained_checkpoint, write_tone
 
 from audio_vqvae import VQVAE
-from audio_vqvae.cli import main
 from audio_vqvae.data.audio import resampled_length
 from audio_vqvae.data.manifest import Utterance, write_manifest
 from audio_vqvae.fileio import folder_lock
@@ -30,18 +30,6 @@ def checkpoint(prepared_corpus, tmp_path_factory):
 def inputs(tmp_path):
     """Two short files, ids with dots and spaces; the second at another rate."""
     return [write_tone(tmp_path / "in" / "utt 1.v2.wav", 0.06), write_tone(tmp_path / "in" / "b.flac", 0.05, 22050)]
-
-
-def run(capsys, *args) -> tuple[int, str]:
-    capsys.readouterr()
-    code = main([str(a) for a in args])
-    return code, capsys.readouterr().err.strip()
-
-
-def one_line_error(capsys, command: str, *args) -> str:
-    code, err = run(capsys, command, *args)
-    assert code == 2 and err.count("\n") == 0 and err.startswith(f"audio-vqvae {command}: error: "), err
-    return err
 
 
 def test_convert_writes_each_file_at_the_model_rate_and_never_overwrites(checkpoint, inputs, tmp_path, capsys):

@@ -9,6 +9,7 @@ import pytest
 from audio_vqvae.config import (
     ConfigError,
     ModelConfig,
+    PriorExperiment,
     apply_overrides,
     experiment_config,
     load_overrides,
@@ -205,12 +206,15 @@ def _assert_applied(cfg, overrides, where):
 @pytest.mark.parametrize("path", sorted(Path("recipes").glob("*/conf/*.yaml")), ids=str)
 def test_every_shipped_recipe_config_resolves_with_the_preset_its_recipe_uses(path):
     # run.sh picks the preset: tiny for the demo and the debug configurations, default otherwise.
+    # prior*.yaml configure the code prior (train-prior), whose defaults are PriorExperiment's.
     name = "tiny" if path.parts[1] == "demo" or path.stem == "debug" else "default"
     overrides = load_overrides(path)
-    cfg = experiment_config(name, overrides)  # a misspelt key or a bad value raises ConfigError
+    if path.stem.startswith("prior"):
+        cfg, base = apply_overrides(PriorExperiment(), overrides), to_dict(PriorExperiment())
+    else:
+        cfg, base = experiment_config(name, overrides), to_dict(experiment_config(name))  # misspelt keys raise
     _assert_applied(cfg, overrides, str(path))
     # Only overrides belong in a recipe's conf/: none repeats its preset's own value.
-    base = to_dict(experiment_config(name))
     for section, values in overrides.items():
         for key, value in values.items():
             if not isinstance(value, dict):

@@ -99,3 +99,19 @@ def test_envelope_transplant_takes_the_resonance_of_the_other_spectrogram():
     assert band(3000) > 10 * band(1000)
     ratio = float(out[0, 2000:-2000].pow(2).mean() / high[2000 : n - 2000].pow(2).mean())
     assert 0.5 < ratio < 2.0, ratio
+
+
+def test_lpc_of_a_batch_is_the_lpc_of_each_utterance():
+    """Leading dimensions are batch dimensions: (B, n_mels, N) gives each row what (n_mels, N) gives it."""
+    front = LogMel(16000, 64, 80)
+    wav = torch.from_numpy(
+        np.stack(
+            [ar_process([0.9 * np.exp(2j * np.pi * f / 16000)], 2560, seed=i) for i, f in enumerate((500, 2000, 4000))]
+        )
+    ).float()
+    log_mel = front(wav)  # (3, 80, 40)
+    a, gain = lpc_from_log_mel(log_mel, front.basis, front.window)
+    assert a.shape == (3, 40, 16) and gain.shape == (3, 40)
+    for b in range(3):
+        a_b, gain_b = lpc_from_log_mel(log_mel[b], front.basis, front.window)
+        assert torch.allclose(a[b], a_b) and torch.allclose(gain[b], gain_b)

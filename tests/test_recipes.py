@@ -36,10 +36,11 @@ def ok(out: subprocess.CompletedProcess) -> None:
 
 def test_demo_runs_every_stage_at_reduced_size(tmp_path):
     exp = tmp_path / "demo"
-    out = run_script("recipes/demo/run.sh", "--out", str(exp), "--conf", "recipes/demo/conf/tiny.yaml", "--steps", "4")
+    out = run_script("recipes/demo/run.sh", "--out", str(exp), "--conf", "recipes/demo/conf/tiny.yaml", "--steps", "4",
+                     "--prior-conf", "recipes/demo/conf/prior_tiny.yaml")  # fmt: skip
     ok(out)
     assert "SYNTHETIC" in out.stdout  # the corpus says what it is
-    for stage in range(1, 7):
+    for stage in range(1, 8):
         assert f"== stage {stage}:" in out.stdout
     state = load_checkpoint(exp / "model" / "last.pt")
     assert state["step"] == 4 and len(state["speakers"]) == 4
@@ -52,7 +53,12 @@ def test_demo_runs_every_stage_at_reduced_size(tmp_path):
     assert conversion["voicing"]["voiced_target_real"] > 0.1  # the real readings are voiced
     report = (exp / "report.md").read_text()
     assert "SYNTHETIC" in report and "MFCC k-means baseline" in report and "_to_spk01.wav" in report
-    for picture in ("training.png", "code_usage.png", "spectrograms.png"):
+    assert load_checkpoint(exp / "prior" / "model" / "last.pt")["step"] == 4
+    assert len(list((exp / "samples").glob("sample_*.wav"))) == 4
+    prior = json.loads((exp / "eval" / "prior.json").read_text())
+    assert prior["voices"]["n_samples"] == 8 and "phone_likeness" in prior  # 2 for each of the 4 voices
+    assert "Samples from the prior" in report and "samples/sample_000.wav" in report
+    for picture in ("training.png", "code_usage.png", "spectrograms.png", "prior_sample.png"):
         assert (exp / "figures" / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"figures/{picture}" in report
 
@@ -130,7 +136,9 @@ def test_units_recipe_every_stage_on_a_fake_librispeech_tree(tmp_path):
         "--conf",
         "debug",
         "--splits",
-        "test",
+        "train valid test",
+        "--sample-seconds",
+        "0.5",
     )
     out = run_script("recipes/units/run.sh", *args, "--subset", "train-clean-100 dev-clean")
     ok(out)
@@ -145,6 +153,12 @@ def test_units_recipe_every_stage_on_a_fake_librispeech_tree(tmp_path):
     assert {line.split("|")[0] for line in (fairseq / "units.txt").read_text().splitlines()} == test_ids
     assert (fairseq / "durations.txt").is_file() and json.loads((fairseq / "tokens.json").read_text())["deduplicated"]
     assert {p.stem for p in (exp / "zerospeech" / "test" / "vectors").glob("*.txt")} == test_ids
+    prior = load_checkpoint(exp / "prior" / "last.pt")
+    assert prior["kind"] == "prior" and prior["step"] == 4 and prior["config"]["model"]["codebook_size"] == 16
+    assert sorted(p.name for p in (exp / "samples").glob("*.wav")) == [f"sample_{i:03d}.wav" for i in range(4)]
+    report = json.loads((exp / "eval" / "prior.json").read_text())
+    assert report["bits"]["test_codes"] > 0 and 0 <= report["voices"]["speaker_agreement"] <= 1
+    assert "phone_likeness" in report  # the recipe's data has phones.tsv
 
 
 def test_units_recipe_needs_alignments(tmp_path):

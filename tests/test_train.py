@@ -10,12 +10,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from stop_signal import sigterm_once_started
 
 from audio_vqvae import distributed
 from audio_vqvae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -318,29 +318,8 @@ def test_sigterm_saves_a_checkpoint_at_the_current_step_and_exits_cleanly(prepar
     sets = ["train.steps=100000", "train.checkpoint_every=100000", "train.valid_every=100000", "data.num_workers=1"]
     conf = write_conf(tmp_path / "c.yaml")
     cmd = ["train", "--preset", "tiny", "--config", str(conf), "--data", str(prepared_corpus), "--out", str(exp)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "audio_vqvae", *cmd, "--set", *sets],
-        cwd=ROOT,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group, as a job's
-    )
-    try:
-        log = []
-        for line in proc.stderr:  # wait until the loop starts, then let it take a few steps
-            log.append(line)
-            if "training utterances" in line:
-                break
-        time.sleep(0.5)
-        os.killpg(proc.pid, signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    err = "".join(log) + err
-    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    returncode, out, err = sigterm_once_started([*cmd, "--set", *sets])
+    assert returncode == 128 + signal.SIGTERM, err[-3000:]
     assert "Traceback" not in err and "stopped by SIGTERM after step" in err
     step = load_checkpoint(exp / "last.pt")["step"]
     assert 1 <= step < 100000

@@ -10,7 +10,7 @@ import traceback
 
 from .. import __version__
 from ..errors import DEBUG_VARIABLE, AudioVQVAEError, debug_requested
-from . import convert, decode, encode, evaluate, info, prepare, reconstruct, train
+from . import convert, decode, encode, evaluate, info, prepare, reconstruct, sample, train, train_prior
 from .common import add_config_arguments, config_from_args
 
 __all__ = ["add_config_arguments", "build_parser", "config_from_args", "main"]
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"audio-vqvae {__version__}")
     parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in (info, prepare, train, convert, reconstruct, encode, decode, evaluate):
+    for command in (info, prepare, train, train_prior, convert, reconstruct, encode, decode, sample, evaluate):
         command.add_parser(sub)
     for p in sub.choices.values():
         add_debug_argument(p)

@@ -61,6 +61,32 @@ def non_negative_int(what: str) -> Callable[[str], int]:
 
 minutes = finite_non_negative("minutes")  # --time-limit
 finite_temperature = finite_non_negative("temperature")  # --temperature; 0 is greedy
+
+
+def unit_interval(what: str) -> Callable[[str], float]:
+    """An argparse type: a number in [0, 1], of ``what`` ("strength")."""
+    non_negative = finite_non_negative(what)
+
+    def parse(text: str) -> float:
+        value = non_negative(text)
+        if value > 1:
+            raise argparse.ArgumentTypeError(f"must be a number ({what}) in [0, 1], got {text!r}")
+        return value
+
+    return parse
+
+
+envelope_strength = unit_interval("strength")  # --envelope
+
+
+def probability(text: str) -> float:
+    """An argparse type: a probability in (0, 1] (--top-p)."""
+    value = unit_interval("probability")(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be a probability in (0, 1], got {text!r}")
+    return value
+
+
 seconds = finite_positive("seconds")  # --chunk-seconds, --batch-seconds
 step = positive_int("step")  # --stop-at
 utterance_count = positive_int("utterances")  # --batch-size (also of evaluate conversion)

@@ -22,13 +22,18 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
         choices=sorted(PRESETS),
         help="model preset: default (paper sizes, EMA codebook, revival, mel loss), paper (as published), tiny",
     )
+    add_override_arguments(p, "model.decoder.n_stacks=2 train.steps=1000")
+
+
+def add_override_arguments(p: argparse.ArgumentParser, example: str) -> None:
+    """--config YAML and --set KEY=VALUE: overrides of a config's defaults (``example``: two of them)."""
     p.add_argument("--config", metavar="CONF.yaml", help="YAML file of overrides (model:, data:, optim:, train:)")
     p.add_argument(
         "--set",
         action="extend",
         nargs="+",
         metavar="KEY=VALUE",
-        help="override keys, e.g. --set model.decoder.n_stacks=2 train.steps=1000 (repeatable)",
+        help=f"override keys, e.g. --set {example} (repeatable)",
     )
 
 
@@ -46,6 +51,7 @@ def generation_options(args: argparse.Namespace) -> dict:
         "chunk_frames": args.chunk_frames,
         "temperature": args.temperature,
         "seed": args.seed,
+        "envelope": args.envelope,
     }
 
 
@@ -66,6 +72,7 @@ def add_generation_arguments(p: argparse.ArgumentParser, encodes: bool = True) -
         help="sampling temperature; 0 is greedy (default 1)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the sampling (default 0)")
+    add_envelope_argument(p)
     p.add_argument(
         "--chunk-frames",
         type=argtypes.frames,
@@ -76,3 +83,13 @@ def add_generation_arguments(p: argparse.ArgumentParser, encodes: bool = True) -
         p.add_argument(
             "--chunk-seconds", type=argtypes.seconds, default=4.0, help="encoder window in seconds (default 4)"
         )
+
+
+ENVELOPE_HELP = (
+    "strength in [0, 1] of the mel decoder's spectral envelope imposed on the WaveNet's output (an LPC "
+    "post-filter; needs a model with a mel decoder; 0: off, the default)"
+)
+
+
+def add_envelope_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--envelope", type=argtypes.envelope_strength, default=0.0, metavar="S", help=ENVELOPE_HELP)

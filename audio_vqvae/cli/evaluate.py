@@ -27,9 +27,18 @@ from ..evaluation.evaluate import (
     format_units_report,
 )
 from ..fileio import atomic_write_text
+from ..inference.envelope import check_envelope
 from ..inference.jobs import RealTimeBar
 from ..models.vqvae import VQVAE
-from .argtypes import finite_positive, finite_temperature, non_negative_int, positive_int, utterance_count
+from .argtypes import (
+    envelope_strength,
+    finite_positive,
+    finite_temperature,
+    non_negative_int,
+    positive_int,
+    utterance_count,
+)
+from .common import ENVELOPE_HELP, add_envelope_argument
 
 
 def split_rows(data_dir: Path, split: str, limit: int | None = None) -> list[Utterance]:
@@ -172,6 +181,7 @@ def run_conversion(
     reconstructions: int = 4,
     batch_size: int = 16,
     temperature: float = 1.0,
+    envelope: float = 0.0,
     seed: int = 0,
     wer: bool = False,
     converter: Callable[..., list[torch.Tensor]] | None = None,
@@ -198,6 +208,7 @@ def run_conversion(
         ManifestError: ``wer`` and no pair has a text and short enough audio.
     """
     data = Path(data_dir)
+    check_envelope(model, envelope)
     recognizer = word_recognizer() if wer else None
     for _, target in pairs:
         model.speaker_ids([target], 1)  # unknown names fail here, listing the known ones
@@ -222,6 +233,8 @@ def run_conversion(
     bar = RealTimeBar(sum(w.numel() // hop * hop for _, w, _ in sources + recon_sources), model.sample_rate, "generate")
     generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
     options = {"batch_size": batch_size, "temperature": temperature, "generator": generator, "progress": bar}
+    if envelope:  # an option of the default converter's only
+        options["envelope"] = envelope
     converter = converter or convert_all
     try:
         converted = converter(model, [w for _, w, _ in sources], [t for _, t in pairs], **options)
@@ -245,6 +258,7 @@ def run_conversion(
         recognizer=recognizer,
     )
     result["wall_seconds"] = {"generation": generated - start, "metrics": time.perf_counter() - generated}
+    result["envelope"] = envelope
     return result
 
 
@@ -266,11 +280,66 @@ def cmd_conversion(args: argparse.Namespace) -> int:
         reconstructions=args.reconstructions,
         batch_size=args.batch_size,
         temperature=args.temperature,
+        envelope=args.envelope,
         seed=args.seed,
         wer=args.wer,
     )
     result["checkpoint"] = str(args.ckpt)
     return write_report(result, format_conversion_report(result), args.out)
+
+
+def cmd_prior(args: argparse.Namespace) -> int:
+    from ..data.alignment import frame_labels
+    from ..evaluation.metrics.speaker import train_speaker_classifier
+    from ..evaluation.prior import code_bits, draw_samples, format_prior_report, sample_voices, samples_phone_likeness
+    from ..inference.sampling import SampleOptions, check_pair
+    from ..models.prior import CodePrior
+    from ..training.prior import corpus_speakers, read_code_rows, speaker_ids_of
+
+    prior = CodePrior.load(args.prior, map_location=args.device)
+    train_rows, _, _ = read_code_rows(args.tokens, prior.codebook_size)
+    test_rows, meta, source = read_code_rows(args.test_tokens, prior.codebook_size)
+    if (prior.speakers or args.vqvae) and not args.data:
+        raise UsageError(
+            "--data is needed: the test utterances' speakers (a conditioned prior), or real speech (--vqvae)"
+        )
+    test_speakers = None
+    if prior.speakers:
+        _, by_id = corpus_speakers(args.data)
+        test_speakers = speaker_ids_of(test_rows, prior.speakers, by_id, source)
+    frame_rate = float(meta.get("frame_rate") or prior.tokens.get("frame_rate") or 0)
+    train_codes, test_codes = [c for _, c in train_rows], [c for _, c in test_rows]
+    result: dict = {"prior": str(args.prior), "tokens": str(args.tokens), "test_tokens": str(args.test_tokens)}
+    result["bits"] = code_bits(prior, train_codes, test_codes, test_speakers, frame_rate)
+    if not args.data:
+        return write_report(result, format_prior_report(result), args.out)
+    data = Path(args.data)
+    voices: list = prior.speakers or [None]
+    if args.vqvae:
+        vqvae = VQVAE.load(args.vqvae, map_location=args.device)
+        check_pair(prior, vqvae)
+        real = items(split_rows(data, "train", args.real_per_speaker * max(1, len(vqvae.speakers))), vqvae)
+        clf, info = train_speaker_classifier([w for _, w, _ in real], [s for _, _, s in real], vqvae.sample_rate)
+        voices = [s for s in prior.speakers or vqvae.speakers if s in vqvae.speakers and s in clf.speakers]
+    options = SampleOptions(temperature=args.temperature, seed=args.seed, envelope=args.envelope)
+    n_codes = prior.max_len if args.seconds is None else max(1, round(args.seconds * frame_rate))
+    if n_codes > prior.max_len:
+        raise UsageError(f"--seconds {args.seconds}: the prior's context is {prior.max_len / frame_rate:.2f} s")
+    samples, requested, speed = draw_samples(prior, voices, args.samples_per_speaker, n_codes, options)
+    result["sampling_codes_per_second"] = speed
+    table = Path(args.alignments) if args.alignments else data / "phones.tsv"
+    if table.exists():
+        aligned = read_alignments(table, {uid for uid, _ in train_rows})
+        mapped = [(c, frame_labels(aligned[uid], c.numel(), frame_rate)) for uid, c in train_rows if uid in aligned]
+        if mapped:
+            result["phone_likeness"] = samples_phone_likeness(
+                [c for c, _ in mapped], [lab for _, lab in mapped], test_codes, samples, prior.codebook_size,
+                frame_rate, args.seed,
+            )  # fmt: skip
+    if args.vqvae:
+        result["voices"] = sample_voices(vqvae, clf, samples, requested, options)
+        result["voices"]["classifier"] = info
+    return write_report(result, format_prior_report(result), args.out)
 
 
 def word_recognizer():
@@ -312,8 +381,8 @@ def crop_seconds(text: str) -> float:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    """The ``evaluate`` subcommand and its two tasks."""
-    p = sub.add_parser("evaluate", help="measure what a model learned: units or voice conversion")
+    """The ``evaluate`` subcommand and its three tasks."""
+    p = sub.add_parser("evaluate", help="measure what a model learned: units, voice conversion, or a code prior")
     tasks = p.add_subparsers(dest="task", metavar="TASK", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--ckpt", required=True, help="trained checkpoint")
@@ -374,6 +443,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     c.add_argument("--batch-size", type=utterance_count, default=16)
     c.add_argument("--temperature", type=finite_temperature, default=1.0, help="sampling temperature; 0 is greedy")
+    add_envelope_argument(c)
     c.add_argument(
         "--wer",
         action="store_true",
@@ -381,3 +451,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(pocketsphinx, English; pip install 'audio_vqvae[wer]'); pairs cropped by --max-seconds are left out",
     )
     c.set_defaults(func=cmd_conversion)
+
+    r = tasks.add_parser(
+        "prior",
+        help="a code prior's held-out bits per code beside n-gram baselines, and whose voice its samples have",
+    )
+    r.add_argument("--prior", required=True, metavar="CKPT", help="the prior's checkpoint (train-prior)")
+    r.add_argument("--tokens", required=True, metavar="DIR", help="the prior's training codes (n-gram baselines)")
+    r.add_argument("--test-tokens", required=True, metavar="DIR", help="held-out codes to score")
+    r.add_argument("--data", metavar="DIR", help="prepared corpus: the test utterances' speakers, real speech")
+    r.add_argument("--vqvae", metavar="CKPT", help="also decode the samples and classify their voices (needs --data)")
+    r.add_argument("--alignments", help="phone table or folder of TextGrids (default: DATA/phones.tsv, if there)")
+    r.add_argument("--samples-per-speaker", type=utterance_count, default=4, help="samples drawn (default 4)")
+    r.add_argument(
+        "--seconds", type=finite_positive("seconds"), help="of each sample (default: the prior's whole context)"
+    )
+    r.add_argument("--real-per-speaker", type=positive_int("utterances"), default=6, help="real utterances per speaker")
+    r.add_argument("--temperature", type=finite_temperature, default=1.0, help="the prior's sampling temperature")
+    r.add_argument("--envelope", type=envelope_strength, default=0.0, metavar="S", help=ENVELOPE_HELP)
+    r.add_argument("--out", metavar="REPORT.json", help="write the metrics as JSON")
+    r.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    r.add_argument("--seed", type=int, default=0)
+    r.set_defaults(func=cmd_prior)

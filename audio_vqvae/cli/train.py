@@ -19,6 +19,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_config_arguments(p)
     p.add_argument("--data", required=True, metavar="DIR", help="prepared corpus folder")
     p.add_argument("--out", required=True, metavar="EXP", help="experiment folder (checkpoints, logs, config)")
+    add_run_arguments(p)
+    p.set_defaults(func=run)
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """--resume / --no-resume, --stop-at and --time-limit: how far this call trains."""
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_const", const=True, default=None, help="resume EXP/last.pt (required)")
     g.add_argument("--no-resume", dest="resume", action="store_const", const=False, help="refuse an EXP with last.pt")
@@ -31,7 +37,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "to resume (e.g. a cluster job's limit minus a margin). SIGTERM or Ctrl-C also stops after the step in "
         "progress, writing last.pt (exit status 128 + the signal's number); a second one aborts at once",
     )
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,6 +46,11 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     time_limit = None if args.time_limit is None else 60 * args.time_limit
     result = train(cfg, args.data, args.out, resume=args.resume, stop_at=args.stop_at, time_limit=time_limit)
+    return report(result)
+
+
+def report(result) -> int:
+    """Print how a training call ended; the exit status (128 + the signal's number when one stopped it)."""
     saved = f"checkpoint {result.last_checkpoint}" if result.last_checkpoint.is_file() else "no checkpoint written"
     if result.stop_signal is not None:
         print(

@@ -58,13 +58,36 @@ def mel_power(x: Tensor, hop_length: int, n_frames: int, win_length: int, window
     """
     n_fft = fft_size(win_length)
     T = x.size(-1)
-    # torch.stft centres a shorter window inside the n_fft frame, so frame m is centred on
-    # m * hop + n_fft / 2 of the padded signal, i.e. on (m + 1/2) * hop of the original.
-    left = n_fft // 2 - hop_length // 2
+    left = frame_offset(hop_length, win_length)
     needed = (n_frames - 1) * hop_length + n_fft
     x = F.pad(x, (left, max(0, needed - left - T)))[..., :needed]
+    return framed_mel_power(x, hop_length, win_length, window, basis)
+
+
+def frame_offset(hop_length: int, win_length: int) -> int:
+    """Samples of padding before the signal in ``mel_power``: frame n reads samples
+    ``[n * hop - offset, n * hop - offset + n_fft)`` of the signal (zeros outside it)."""
+    # torch.stft centres a shorter window inside the n_fft frame, so frame m is centred on
+    # m * hop + n_fft / 2 of the padded signal, i.e. on (m + 1/2) * hop of the original.
+    return fft_size(win_length) // 2 - hop_length // 2
+
+
+def framed_mel_power(x: Tensor, hop_length: int, win_length: int, window: Tensor, basis: Tensor) -> Tensor:
+    """Mel power of every whole ``n_fft`` frame of ``x``, ``hop_length`` apart, the first at sample 0.
+
+    Args:
+        x: (..., (N - 1) * hop + n_fft) float32, already padded (``mel_power``) or cut from a stream.
+    Returns:
+        (..., n_mels, N) float32.
+    """
     spec = torch.stft(
-        x, n_fft, hop_length=hop_length, win_length=win_length, window=window, center=False, return_complex=True
+        x,
+        fft_size(win_length),
+        hop_length=hop_length,
+        win_length=win_length,
+        window=window,
+        center=False,
+        return_complex=True,
     )  # (..., n_fft // 2 + 1, N)
     return torch.matmul(basis, spec.abs().square())
 

@@ -272,6 +272,40 @@ def _converted(data: Path, converted: Path, pairs: Path, figures: Path) -> list[
     return blocks
 
 
+def prior_section(metrics: dict, samples: Path | None, figures: Path) -> list[Block]:
+    """The prior's bits per code beside its baselines, its samples read as phones and classified by voice,
+    the samples to play (``audio-vqvae sample``'s folder) and the spectrogram of the first."""
+    bits, phones, voices = metrics.get("bits", {}), metrics.get("phone_likeness") or {}, metrics.get("voices") or {}
+    rows: list[tuple[Text, ...]] = [
+        (
+            "held-out bits per code: prior / bigram / unigram",
+            " / ".join(number(bits.get(f"{k}_bits_per_code"), 3) for k in ("prior", "bigram", "unigram")),
+        )
+    ]
+    if phones:
+        rows.append(
+            (
+                "codes read as phones, bits per phone under a real phone bigram: samples / real / unigram draws",
+                " / ".join(number(phones[k]["bits_per_phone"], 2) for k in ("samples", "real", "unigram_draws")),
+            )
+        )
+    if voices:
+        rows.append(("samples classified as the requested speaker (%)", percent(voices.get("speaker_agreement"))))
+    if "sampling_codes_per_second" in metrics:
+        rows.append(("sampling speed (codes/s)", number(metrics["sampling_codes_per_second"], 0)))
+    blocks: list[Block] = [Heading("Samples from the prior"), Table(("metric", "value"), tuple(rows), "lr")]
+    wavs = sorted(Path(samples).glob("*.wav")) if samples is not None and Path(samples).is_dir() else []
+    if wavs:
+        blocks += [
+            Paragraph("Samples (codes drawn from the prior, decoded by the VQ-VAE):"),
+            Table(("sample", "audio"), tuple((w.stem, Audio(w)) for w in wavs)),
+            Image(
+                "spectrogram of a sample", plot_spectrograms([(wavs[0].name, wavs[0])], figures / "prior_sample.png")
+            ),
+        ]
+    return blocks
+
+
 def write_report(
     out: Path,
     *,
@@ -282,6 +316,8 @@ def write_report(
     tokens: Path | None = None,
     converted: Path | None = None,
     pairs: Path | None = None,
+    prior_json: Path | None = None,
+    samples: Path | None = None,
     title: str = "audio_vqvae demo report",
     synthetic: bool = False,
 ) -> Path:
@@ -298,6 +334,7 @@ def write_report(
         units_json, conversion_json: outputs of ``audio-vqvae evaluate units|conversion --out``.
         tokens: an ``audio-vqvae encode`` folder holding units.txt (code usage histogram).
         converted, pairs: the ``audio-vqvae convert --pairs`` output folder and its pairs file.
+        prior_json, samples: ``audio-vqvae evaluate prior --out`` and an ``audio-vqvae sample`` folder.
         synthetic: say plainly that the corpus is synthetic.
     Returns:
         The markdown report's path.
@@ -320,6 +357,8 @@ def write_report(
         blocks += [Heading("Voice conversion"), *conversion_table(metrics)]
     if pairs is not None and converted is not None and Path(pairs).is_file():
         blocks += _converted(Path(data), Path(converted), Path(pairs), figures)
+    if prior_json is not None and Path(prior_json).is_file():
+        blocks += prior_section(json.loads(Path(prior_json).read_text(encoding="utf-8")), samples, figures)
     atomic_write_text(out.with_suffix(".html"), to_html(title, blocks, folder))
     return atomic_write_text(out, to_markdown(title, blocks, folder))
 
@@ -347,6 +386,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     w.add_argument("--tokens", type=Path, help="`audio-vqvae encode` output folder")
     w.add_argument("--converted", type=Path, help="`audio-vqvae convert` output folder")
     w.add_argument("--pairs", type=Path, help="the pairs file given to convert")
+    w.add_argument("--prior-json", type=Path, help="`audio-vqvae evaluate prior --out` report")
+    w.add_argument("--samples", type=Path, help="`audio-vqvae sample` output folder")
     w.add_argument("--title", default="audio_vqvae demo report")
     w.add_argument("--synthetic", action="store_true", help="say that the corpus is synthetic")
     args = parser.parse_args(argv)

@@ -119,6 +119,7 @@ def iter_decode_pieces(
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
     progress: Callable[[int], None] | None = None,
+    envelope: float = 0.0,
 ) -> Iterator[tuple[int, Tensor, bool]]:
     """Speech from code sequences in batches, handed on as it is generated: memory does not grow with
     the sequences' length (write the pieces out, as the CLI does with ``wav_writer.WavWriter``).
@@ -134,6 +135,8 @@ def iter_decode_pieces(
         chunk_frames: frames generated per chunk (``synthesis.generate_chunked``); bounds memory.
         temperature: 0 is greedy; generator: for reproducible sampling.
         progress: called with the samples generated after each chunk.
+        envelope: strength in [0, 1] of the mel decoder's spectral envelope on the output
+            (``envelope.EnvelopeFilter``); 0: the WaveNet's output as it is.
     Yields:
         ``(index, piece, last)``: the next (n,) float32 samples of utterance ``index``; ``last`` on
         its final piece. Joined, an utterance's pieces are its (N * hop,) waveform.
@@ -159,6 +162,7 @@ def iter_decode_pieces(
             temperature=temperature,
             generator=generator,
             progress=progress,
+            envelope=envelope,
         ):
             yield batch[b], piece, last
 
@@ -169,7 +173,7 @@ def iter_decode(
     """Speech from code sequences in batches: yields ``(index, (N * hop,) waveform)`` per utterance as it is done.
 
     ``iter_decode_pieces`` joined per utterance; see it for the options (batch_size, chunk_frames,
-    temperature, generator, progress).
+    temperature, generator, progress, envelope).
     """
     pieces: dict[int, list[Tensor]] = {}
     for i, piece, last in iter_decode_pieces(model, codes, speakers, **options):
@@ -182,7 +186,7 @@ def iter_decode(
 def decode_tokens(model: VQVAE, codes: Sequence[Tensor], speakers: SpeakerLike, **options) -> list[Tensor]:
     """Speech from (N,) code sequences with any speaker(s): one (N * hop,) waveform each, in order.
 
-    See ``iter_decode`` for the options (batch_size, chunk_frames, temperature, generator, progress).
+    See ``iter_decode`` for the options (batch_size, chunk_frames, temperature, generator, progress, envelope).
     """
     out: list[Tensor | None] = [None] * len(codes)
     for i, wav in iter_decode(model, codes, speakers, **options):
@@ -207,7 +211,7 @@ def iter_convert(
         wavs: paths or (T,) waveforms at the model rate.
         target_speakers: one speaker (name or id) for all, or one per input.
         chunk_seconds: encoder window (``windows.encode_chunked``).
-        **options: ``iter_decode``'s (batch_size, chunk_frames, temperature, generator, progress).
+        **options: ``iter_decode``'s (batch_size, chunk_frames, temperature, generator, progress, envelope).
     """
     model.speaker_ids(target_speakers, len(wavs))  # unknown names fail before any work
     for x in wavs:

@@ -25,14 +25,16 @@ from ..allocator import keep_freed_memory
 from ..data.manifest import read_manifest
 from ..data.pairs import pair_fields
 from ..data.wav_writer import WavWriter
-from ..errors import ManifestError, OutputExistsError, SpeakerError, TokenFormatError, UsageError
+from ..errors import ManifestError, OutputExistsError, SpeakerError, UsageError
 from ..fileio import folder_lock
 from ..models.vqvae import VQVAE
 from . import input_ids, input_samples, iter_decode_pieces, iter_tokens
 from .encode_inputs import encode_inputs
+from .envelope import check_envelope
 from .tokens import (
     VECTOR_FORMATS,
     TokenWriter,
+    check_code_rows,
     check_formats,
     check_id,
     file_sha256,
@@ -201,8 +203,11 @@ def generate_speech(
     chunk_frames: int = 250,
     temperature: float = 1.0,
     seed: int | None = 0,
+    envelope: float = 0.0,
 ) -> list[Path]:
     """Convert (or reconstruct) every job's source to its speaker, writing 16-bit WAVs at the model rate.
+
+    ``envelope``: strength of the mel decoder's envelope post-filter (``inference.iter_decode_pieces``).
 
     Returns:
         The outputs written, in job order.
@@ -210,6 +215,7 @@ def generate_speech(
     sources = [j.source for j in jobs]
     speakers = [j.speaker for j in jobs]
     check_speakers(model, jobs)
+    check_envelope(model, envelope)
     n_samples = [
         input_samples(s, model.sample_rate, model.hop_length) // model.hop_length * model.hop_length for s in sources
     ]
@@ -234,6 +240,7 @@ def generate_speech(
                 temperature=temperature,
                 generator=generator,
                 progress=bar,
+                envelope=envelope,
             )
             for i in write_pieces(pieces, [j.output for j in jobs], model.sample_rate, force):
                 written[i] = jobs[i].output
@@ -311,15 +318,9 @@ def decode_units(
     Writes ``out_dir/<id>.wav`` per utterance; ``options`` as in ``generate_speech``.
     """
     rows = read_tokens(units, durations)
-    if not rows:
-        raise TokenFormatError(f"{units}: no utterances")
-    K = model.quantizer.codebook_size
-    for uid, codes in rows:
+    check_code_rows(rows, model.quantizer.codebook_size, units)
+    for uid, _ in rows:
         check_id(uid)
-        if codes.numel() == 0:
-            raise TokenFormatError(f"{units}: utterance {uid!r} has no units")
-        if int(codes.min()) < 0 or int(codes.max()) >= K:
-            raise TokenFormatError(f"{units}: utterance {uid!r} has units outside [0, {K}) of this model's codebook")
     meta = read_metadata(Path(units) if Path(units).is_dir() else Path(units).parent)
     checkpoint = (meta or {}).get("checkpoint") or {}
     if model.checkpoint is not None and checkpoint.get("sha256"):
@@ -328,6 +329,7 @@ def decode_units(
     model.speaker_ids(speaker, 1)
     outputs = [Path(out_dir) / f"{uid}.wav" for uid, _ in rows]
     claim_outputs(outputs, force)
+    check_envelope(model, options.get("envelope", 0.0))
     seed = options.pop("seed", 0)
     generator = None if seed is None else torch.Generator(next(model.parameters()).device).manual_seed(seed)
     keep_freed_memory()  # each chunk reuses the last one's memory (allocator.py)

@@ -21,6 +21,7 @@ from ..models.emphasis import DeEmphasis
 from ..models.encoder import length_mask
 from ..models.vqvae import VQVAE
 from ..models.wavenet import WaveNet
+from .envelope import envelope_filters
 
 
 @torch.no_grad()
@@ -118,6 +119,7 @@ def decode_stream(
     uniforms: Tensor | None = None,
     progress: Callable[[int], None] | None = None,
     one_pass_bytes: int = ONE_PASS_BYTES,
+    envelope: float = 0.0,
 ) -> Iterator[tuple[int, Tensor, bool]]:
     """Waveforms of a batch of code sequences, handed on piece by piece: memory O(B * chunk_frames).
 
@@ -129,6 +131,9 @@ def decode_stream(
         codes: (B, N); speaker: (B,); lengths: (B,) frames, None: all N.
         progress: called after each chunk with the number of samples generated (all rows).
         one_pass_bytes: memory budget of one chunk for the whole batch; 0 always runs ``chunk_frames``.
+        envelope: strength in [0, 1] of the mel decoder's spectral envelope imposed on the waveform
+            (``envelope.EnvelopeFilter``, which delays each row's pieces by under one analysis window);
+            0: the WaveNet's output as it is.
     Yields:
         ``(row, piece, last)``: piece (n,) float32 on the CPU, the next samples of row ``row``;
         ``last`` on its final piece. Joined, a row's pieces are its (lengths[row] * hop,) waveform.
@@ -137,6 +142,7 @@ def decode_stream(
     lengths = torch.full((B,), N, dtype=torch.long) if lengths is None else lengths.cpu().long()
     hop = model.hop_length
     model.speaker_ids(speaker, B)  # range checks with the model's messages
+    filters = envelope_filters(model, codes, speaker, lengths, envelope) if envelope else None
     if generation_bytes(model.decoder, B, N) <= one_pass_bytes:
         chunk_frames = max(N, 1)
     for b in range(B):
@@ -158,7 +164,11 @@ def decode_stream(
         for b in range(B):
             n = max(0, min(int(lengths[b]) - first, n_frames)) * hop
             if n:
-                yield b, wav[b, :n], int(lengths[b]) <= first + n_frames
+                piece, last = wav[b, :n], int(lengths[b]) <= first + n_frames
+                if filters is not None:
+                    piece = filters[b](piece)
+                    piece = torch.cat([piece, filters[b].flush()]) if last else piece
+                yield b, piece, last
                 done += n
         if progress is not None:
             progress(done)
@@ -172,7 +182,7 @@ def decode_chunked(
     Args:
         codes: (B, N); speaker: (B,); lengths: (B,) frames, None: all N.
         **options: ``decode_stream``'s (chunk_frames, temperature, generator, uniforms, progress,
-            one_pass_bytes).
+            one_pass_bytes, envelope).
     Returns:
         B waveforms (lengths[b] * hop,) float32 on the CPU.
     """

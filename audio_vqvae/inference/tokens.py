@@ -621,3 +621,41 @@ def read_tokens(path: str | Path, durations: str | Path | None = None) -> list[t
     if durations is None:
         return read(path)
     return _expand_rows(read(path), read(durations), path, durations)
+
+
+def units_source(path: str | Path) -> Path:
+    """What ``read_tokens`` should read for ``path``: a units file as it is, and in an ``encode`` output
+    folder its units file (units.txt, units.jsonl, units.tsv or units.bare.txt, in that order) or its
+    folder of .npy codes.
+
+    Raises:
+        InputNotFoundError: no such file or folder.
+        TokenFormatError: a folder with none of these.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputNotFoundError(f"{path}: no such units file or folder")
+    if not path.is_dir():
+        return path
+    for name in (UNITS, JSONL, TSV_UNITS, BARE_UNITS):
+        if (path / name).is_file():
+            return path / name
+    if (path / CODES_DIR).is_dir():
+        return path / CODES_DIR
+    if any(path.glob("*.npy")):
+        return path
+    raise TokenFormatError(f"{path}: no units here ({UNITS}, {JSONL}, {TSV_UNITS}, {BARE_UNITS} or .npy codes)")
+
+
+def check_code_rows(rows: list[tuple[str, Tensor]], codebook_size: int, source: str | Path) -> None:
+    """Every row has units, all in [0, codebook_size); TokenFormatError naming ``source`` and the utterance."""
+    if not rows:
+        raise TokenFormatError(f"{source}: no utterances")
+    for uid, codes in rows:
+        if codes.numel() == 0:
+            raise TokenFormatError(f"{source}: utterance {uid!r} has no units")
+        if int(codes.min()) < 0 or int(codes.max()) >= codebook_size:
+            raise TokenFormatError(
+                f"{source}: utterance {uid!r} has units outside [0, {codebook_size}) of the codebook "
+                f"({int(codes.min())}..{int(codes.max())})"
+            )

@@ -59,7 +59,7 @@ def lpc_from_log_mel(
     """
     mel = (log_mel.double().exp() - LOG_FLOOR).clamp_min(1e-10)  # (..., M, N)
     b = basis.double()  # (M, F)
-    per_bin = mel / b.sum(1, keepdim=True).clamp_min(1e-12).unsqueeze(-1)  # mean power per bin of each band
+    per_bin = mel / b.sum(1, keepdim=True).clamp_min(1e-12)  # mean power per bin of each band
     spread = b / b.sum(0, keepdim=True).clamp_min(1e-12)  # (M, F): each bin's share of each band
     power = torch.einsum("mf,...mn->...nf", spread, per_bin).clamp_min(1e-10)  # (..., N, F)
     n_fft = 2 * (b.size(1) - 1)
@@ -110,16 +110,18 @@ class AllPoleFilter:
         return torch.from_numpy(out).float()
 
 
-def prediction_error(x: Tensor, a: Tensor, hop_length: int) -> Tensor:
-    """``A(z) x`` with a filter per frame: ``e_t = x_t + sum_k a_k x_{t-k}`` (zeros before the start).
+def prediction_error(x: Tensor, a: Tensor, hop_length: int, history: Tensor | None = None) -> Tensor:
+    """``A(z) x`` with a filter per frame: ``e_t = x_t + sum_k a_k x_{t-k}``.
 
     Args:
         x: (B, n * hop) waveform; a: (B, n, p) filters (``lpc_from_log_mel``).
+        history: (B, p) the samples before ``x``, oldest first (a stream's previous piece); None: zeros.
     Returns:
         (B, n * hop) float32 residual, the input of ``AllPoleFilter`` that gives ``x`` back.
     """
     B, n, p = a.shape
-    past = torch.nn.functional.pad(x.double(), (p, 0)).unfold(-1, p + 1, 1).flip(-1)  # (B, T, p + 1): x_t, x_{t-1}, ..
+    before = x.new_zeros(B, p) if history is None else history.to(x.device)
+    past = torch.cat([before.double(), x.double()], -1).unfold(-1, p + 1, 1).flip(-1)  # (B, T, p + 1): x_t, x_{t-1}, ..
     taps = torch.cat([a.new_ones(B, n, 1), a], -1).double().repeat_interleave(hop_length, 1)  # (B, T, p + 1)
     return (past[:, : n * hop_length] * taps).sum(-1).float()
 

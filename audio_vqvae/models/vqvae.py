@@ -236,7 +236,7 @@ class VQVAE(nn.Module):
         if map_location == "auto":
             map_location = "cuda" if torch.cuda.is_available() else "cpu"
         state = load_checkpoint(path, map_location)
-        model = cls.from_config(config_from_checkpoint(state).model)
+        model = cls.from_config(config_from_checkpoint(state, path).model)
         model.load_state_dict(state["model"])
         model.speakers = [str(s) for s in state.get("speakers", [])]
         model.checkpoint = Path(path)

@@ -1,97 +1,58 @@
-"""The training loop: ``train(cfg, data_dir, out_dir)``, one process or many (torchrun), resumable exactly."""
+"""Training the VQ-VAE: ``train(cfg, data_dir, out_dir)``, one process or many (torchrun), resumable exactly
+(the loop itself, shared with the code prior, is ``loop.run_steps``)."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
-import signal
 import time
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
-from tqdm import tqdm
 
-from .. import distributed as dist
-from ..checkpoint import (
-    config_from_checkpoint,
-    load_checkpoint,
-    prune_checkpoints,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
+from ..checkpoint import config_from_checkpoint, set_rng_state
 from ..config import Config, to_dict
 from ..config import validate as validate_config
 from ..data.manifest import read_manifest, read_speakers
 from ..errors import ConfigError, TrainingError
-from ..fileio import remove_stale_temporaries
 from ..models.encoder import hop_length
 from ..models.vqvae import VQVAE, EncoderCrop
-from .dataset import SegmentDataset, StreamSampler, validation_batches
-from .logfile import log_to_file
+from .dataset import SegmentDataset, validation_batches
+from .loop import (
+    RESUMABLE_KEYS,
+    TRAINING_STATE,
+    Optimisation,
+    Run,
+    TrainResult,
+    flat_differences,
+    lr_factor,
+    pick_device,
+    resolve_resume,
+    restore,
+    run_steps,
+    session,
+    start_out_dir,
+    step_loader,
+)
 from .monitor import TrainLogger
-from .stopping import StopSignals, ignore_stop_signals
+
+__all__ = [
+    "RESUMABLE_KEYS",
+    "TrainResult",
+    "TrainingError",
+    "flat_differences",
+    "lr_factor",
+    "pick_device",
+    "read_data_folder",
+    "step_loader",
+    "train",
+    "validate",
+]
 
 log = logging.getLogger("audio_vqvae.training")
-
-# Keys that may change when a run is resumed; any other difference from the checkpoint's config is an error.
-RESUMABLE_KEYS = (
-    "train.steps",
-    "train.log_every",
-    "train.valid_every",
-    "train.audio_every",
-    "train.checkpoint_every",
-    "train.keep_checkpoints",
-    "train.max_nonfinite_steps",
-    "train.device",
-    "data.num_workers",
-)
-# What a resume reads from last.pt besides the weights.
-TRAINING_STATE = ("speakers", "optimizer", "scheduler", "scaler", "step", "rng")
-
-
-@dataclass
-class TrainResult:
-    step: int
-    last_checkpoint: Path
-    best_valid_loss: float | None
-    stop_signal: int | None = None  # the SIGTERM or SIGINT that stopped training before its end, if one did
-
-
-def lr_factor(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
-    """Linear warm-up to 1, then cosine decay to ``min_ratio`` at ``total_steps``."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def pick_device(name: str, local_rank: int) -> torch.device:
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise TrainingError("train.device is cuda but no CUDA device is available")
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
-
-
-def flat_differences(a: dict, b: dict, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two nested config dicts."""
-    out = []
-    for k in sorted(set(a) | set(b)):
-        va, vb = a.get(k), b.get(k)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out += flat_differences(va, vb, f"{prefix}{k}.")
-        elif va != vb:
-            out.append(f"{prefix}{k}")
-    return out
 
 
 def read_data_folder(data_dir: Path) -> tuple[list[str], list, list]:
@@ -112,27 +73,6 @@ def read_data_folder(data_dir: Path) -> tuple[list[str], list, list]:
                 f"{data_dir / name}: {len(missing)} of its {len(rows)} audio files are missing: {shown}"
             )
     return speakers, train_rows, valid_rows
-
-
-def resolve_resume(cfg: Config, out_dir: Path, resume: bool | None) -> tuple[Config, dict | None]:
-    """Decide whether to resume, and with which config; never overwrite a user's run by accident."""
-    last = out_dir / "last.pt"
-    if not last.is_file():
-        if resume:
-            raise TrainingError(f"{last}: nothing to resume")
-        return cfg, None
-    if resume is False:
-        raise TrainingError(f"{out_dir} already holds a checkpoint (last.pt); resume it or choose another --out")
-    state = load_checkpoint(last)
-    absent = [k for k in TRAINING_STATE if k not in state]
-    if absent:
-        raise TrainingError(f"{last}: cannot resume from it: no {', '.join(absent)} in it (not written by training)")
-    stored = config_from_checkpoint(state)
-    new, old = to_dict(cfg), to_dict(stored)
-    changed = [k for k in flat_differences(new, old) if k not in RESUMABLE_KEYS and k != "model.decoder.n_speakers"]
-    if changed:
-        raise TrainingError(f"{last}: the config differs from the checkpoint's in {', '.join(changed)}")
-    return cfg, state
 
 
 def train(
@@ -172,16 +112,10 @@ def train(
     if stop_at is not None and stop_at < 1:
         raise TrainingError(f"stop_at must be a step >= 1, got {stop_at}")
     data_dir, out_dir = Path(data_dir), Path(out_dir)
-    rank, world_size, local_rank = dist.setup()
-    try:
-        deadline = None if time_limit is None else started + time_limit
-        # train.log beside TensorBoard: the log lines of every run in this folder, resumed ones appended
-        with StopSignals() as stop, log_to_file(out_dir / "train.log", enabled=rank == 0):
-            result = _train(cfg, data_dir, out_dir, resume, stop_at, deadline, rank, world_size, local_rank, stop)
-        dist.barrier()  # no rank tears its process group down while another is still in a collective
-        return result
-    finally:
-        dist.teardown()
+    deadline = None if time_limit is None else started + time_limit
+    # train.log beside TensorBoard: the log lines of every run in this folder, resumed ones appended
+    with session(out_dir) as (stop, rank, world_size, local_rank):
+        return _train(cfg, data_dir, out_dir, resume, stop_at, deadline, rank, world_size, local_rank, stop)
 
 
 def _train(cfg, data_dir, out_dir, resume, stop_at, deadline, rank, world_size, local_rank, stop) -> TrainResult:
@@ -191,7 +125,9 @@ def _train(cfg, data_dir, out_dir, resume, stop_at, deadline, rank, world_size, 
         cfg,
         model=dataclasses.replace(cfg.model, decoder=dataclasses.replace(cfg.model.decoder, n_speakers=len(speakers))),
     )
-    cfg, state = resolve_resume(cfg, out_dir, resume)
+    state = resolve_resume(
+        cfg, out_dir, resume, config_from_checkpoint, ("speakers", *TRAINING_STATE), ("model.decoder.n_speakers",)
+    )
     if state is not None and list(state["speakers"]) != speakers:
         raise TrainingError(f"{out_dir / 'last.pt'}: trained on other speakers than {data_dir / 'speakers.txt'}")
     device = pick_device(cfg.train.device, local_rank)
@@ -207,29 +143,10 @@ def _train(cfg, data_dir, out_dir, resume, stop_at, deadline, rank, world_size, 
     validset = (
         SegmentDataset(valid_rows, speakers, segment, hop, cfg.model.sample_rate, context) if valid_rows else None
     )
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), weight_decay=cfg.optim.weight_decay
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, cfg.optim.warmup_steps, cfg.train.steps, cfg.optim.min_lr_ratio)
-    )
-    scaler = torch.amp.GradScaler(device.type, enabled=cfg.train.precision == "fp16")
-    step, best = 0, None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        step, best = int(state["step"]), state.get("best_valid_loss")
-        if state.get("world_size", 1) != world_size:
-            log.warning(
-                "resuming with %d processes, trained with %d: the data order changes", world_size, state["world_size"]
-            )
+    opt = Optimisation.create(model.parameters(), cfg.optim, cfg.train.steps, cfg.train.precision, device)
+    step, best = restore(state, model, opt)
     if main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for p in remove_stale_temporaries(out_dir):  # left by a process killed while saving (kill -9)
-            log.info("removed %s, left by a save that never finished", p)
-        (out_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        start_out_dir(out_dir, to_dict(cfg))
         info = model.describe()
         log.info("%s", ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in info.items()))
         log.info(
@@ -246,148 +163,36 @@ def _train(cfg, data_dir, out_dir, resume, stop_at, deadline, rank, world_size, 
         ddp_model = DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False
         )
-    sampler = StreamSampler(len(trainset), cfg.train.seed, rank, world_size, start=step * cfg.data.batch_size)
-    loader = DataLoader(
-        trainset,
-        batch_size=cfg.data.batch_size,
-        sampler=sampler,
-        num_workers=cfg.data.num_workers,
-        pin_memory=device.type == "cuda",
-        generator=torch.Generator(),  # keeps the loader from drawing on the global RNG, which resume restores
-        persistent_workers=False,
-        worker_init_fn=ignore_stop_signals,  # Ctrl-C reaches the workers too; only this process acts on it
-    )
-    batches = iter(loader)
+    batches = iter(step_loader(trainset, cfg.data.batch_size, cfg.data.num_workers, cfg.train.seed, step, device))
     if state is not None:
         set_rng_state(state["rng"])  # after everything that consumed random numbers at start-up
 
     autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.train.precision)
-    logger = TrainLogger(out_dir / "tensorboard", model.quantizer.codebook_size, enabled=main)
-    last_path = out_dir / "last.pt"
-    end = min(cfg.train.steps, stop_at) if stop_at is not None else cfg.train.steps
-    nonfinite, stop_signal = 0, None
-    progress = tqdm(total=end, initial=step, disable=not main or None, unit="step", dynamic_ncols=True)
+    logger = TrainLogger(out_dir / "tensorboard", model.quantizer, enabled=main)
 
-    def checkpoint(path: Path) -> None:
-        dist.check_replicas_agree(model)
-        if main:
-            save_checkpoint(
-                path,
-                {
-                    "config": to_dict(cfg),
-                    "speakers": speakers,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "step": step,
-                    "rng": rng_state(),
-                    "best_valid_loss": best,
-                    "world_size": world_size,
-                },
-            )
-
-    while step < end:
-        model.train()
-        batch = next(batches)
+    def forward(batch: dict):
         wav = batch["wav"].to(device, non_blocking=True)
         speaker = batch["speaker"].to(device, non_blocking=True)
-        t0 = time.perf_counter()
-        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            out = ddp_model(wav, speaker, EncoderCrop.from_batch(batch, device))
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(out.loss).backward()
-        scaler.unscale_(optimizer)
-        clip = cfg.optim.grad_clip if cfg.optim.grad_clip is not None else float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        # one sync: finite on every rank, and no rank has had SIGTERM/SIGINT (any rank's signal stops all)
-        finite, unsignalled = dist.all_ranks_true_each(
-            torch.isfinite(out.loss.detach()) & torch.isfinite(grad_norm), stop.received is None
-        )
-        # fp16 loss scaling overflows by design until GradScaler finds a scale that fits: skip the step
-        # and let update() halve the scale, without counting it as a non-finite step (the model is fine).
-        overflow = (
-            not finite
-            and scaler.is_enabled()
-            and scaler.get_scale() > 1.0
-            and dist.all_ranks_true(torch.isfinite(out.loss.detach()))  # the loss was fine, the gradients overflowed
-        )
-        if finite:
-            scaler.step(optimizer)
-            nonfinite = 0
-        elif overflow:
-            optimizer.zero_grad(set_to_none=True)
-            log.debug("step %d: fp16 gradient overflow at loss scale %g, step skipped", step, scaler.get_scale())
-        else:
-            nonfinite += 1
-            optimizer.zero_grad(set_to_none=True)
-            log.warning("step %d: non-finite loss or gradient, step skipped (%d in a row)", step, nonfinite)
-            if nonfinite >= cfg.train.max_nonfinite_steps:
-                raise TrainingError(
-                    f"{nonfinite} non-finite steps in a row at step {step}: training stopped; the last good "
-                    f"checkpoint is {last_path if last_path.is_file() else 'not written yet'} (try a lower "
-                    "optim.lr, optim.grad_clip, or train.precision fp32)"
-                )
-        scaler.update()
-        with warnings.catch_warnings():  # the schedule follows the step count, skipped steps included
-            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
-            scheduler.step()
-        step += 1
-        progress.update(1)
-        out_of_time = deadline is not None and dist.broadcast_flag(time.monotonic() >= deadline)
-        stopping = not unsignalled and step < end
-        if stopping:
-            stop_signal = stop.received or int(signal.SIGTERM)  # None here: the signal reached another rank
-        final = step == end or out_of_time or stopping
-        logger.accumulate(
-            out, grad_norm if finite else None, wav.size(0) * wav.size(-1) * world_size, time.perf_counter() - t0
-        )
-        if step % cfg.train.log_every == 0 or final:
-            stats = logger.flush(step, scheduler.get_last_lr()[0], model.quantizer)
-            if main and stats:
-                progress.set_postfix(loss=f"{stats['loss/total']:.3f}", samples_s=f"{stats['speed/samples_per_s']:.0f}")
-        if nonfinite:  # no validation or checkpoint during a run of skipped steps: last.pt stays the last good one
-            if stopping and main:
-                log.warning(
-                    "stopped by %s after step %d, a skipped step: no checkpoint written", _name(stop_signal), step
-                )
-            if out_of_time or stopping:
-                break
-            continue
-        if validset is not None and (step % cfg.train.valid_every == 0 or step == cfg.train.steps):
-            valid_loss = validate(model, validset, cfg, device, autocast_dtype) if main else None
-            if main:
-                logger.scalar("valid/loss", valid_loss, step)
-                log.info("step %d: validation loss %.4f", step, valid_loss)
-            improved = dist.broadcast_flag(main and (best is None or valid_loss < best))
-            if improved:
-                best = valid_loss if main else best
-                checkpoint(out_dir / "best.pt")
-        if main and validset is not None and cfg.train.audio_every and step % cfg.train.audio_every == 0:
+        return ddp_model(wav, speaker, EncoderCrop.from_batch(batch, device))
+
+    def after_step(step: int) -> None:
+        if validset is not None and cfg.train.audio_every and step % cfg.train.audio_every == 0:
             logger.audio(model, validset, cfg.train.audio_seconds, step)
-        if step % cfg.train.checkpoint_every == 0:
-            checkpoint(out_dir / f"step_{step:08d}.pt")
-            if main:
-                prune_checkpoints(out_dir, cfg.train.keep_checkpoints)
-        if step % cfg.train.checkpoint_every == 0 or final:
-            checkpoint(last_path)
-        if stopping:
-            if main:
-                log.warning(
-                    "stopped by %s after step %d: %s written; run again to resume", _name(stop_signal), step, last_path
-                )
-            break
-        if out_of_time and step < end:
-            if main:
-                log.info("time limit reached after step %d: %s written; run again to resume", step, last_path)
-            break
-    progress.close()
-    logger.close()
-    return TrainResult(step=step, last_checkpoint=last_path, best_valid_loss=best, stop_signal=stop_signal)
 
-
-def _name(signum: int | None) -> str:
-    return signal.Signals(signum).name if signum else "a signal"
+    run = Run(
+        model=model,
+        forward=forward,
+        batches=batches,
+        optimisation=opt,
+        logger=logger,
+        items=lambda batch: batch["wav"].size(0) * batch["wav"].size(-1),
+        validate=(lambda: validate(model, validset, cfg, device, autocast_dtype)) if validset is not None else None,
+        contents=lambda: {"config": to_dict(cfg), "speakers": speakers, "model": model.state_dict()},
+        after_step=after_step,
+        grad_clip=cfg.optim.grad_clip,
+        autocast_dtype=autocast_dtype,
+    )
+    return run_steps(run, cfg.train, out_dir, step=step, best=best, stop=stop, stop_at=stop_at, deadline=deadline)
 
 
 @torch.no_grad()

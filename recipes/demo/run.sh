@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
 # Offline demo: the built-in SYNTHETIC corpus (formant-synthesised, not speech), a small model, conversions,
 # tokens, evaluation and a report (EXP/report.md, and EXP/report.html that plays the audio; PNG pictures).
-# About 5 minutes on 2 CPU cores.
+# About 6 minutes on 2 CPU cores.
 # Usage: recipes/demo/run.sh [--stage N] [--stop-stage N] [--out DIR] [--steps N] [--conf FILE]
+#                            [--prior-steps N] [--prior-conf FILE]
 # Stages: 1 synthetic corpus, 2 train, 3 convert test utterances to other speakers, 4 extract tokens,
-#         5 evaluate units (vs the MFCC k-means baseline) and conversion, 6 report.
+#         5 evaluate units (vs the MFCC k-means baseline) and conversion, 6 a prior over the codes, samples
+#         from it and its evaluation, 7 report.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 stage=1
-stop_stage=6
+stop_stage=7
 out=exp/demo
 steps=""
 conf="$here/conf/demo.yaml"
-options="stage stop_stage out steps conf"
+prior_steps=""
+prior_conf="$here/conf/prior.yaml"
+options="stage stop_stage out steps conf prior_steps prior_conf"
 # shellcheck source=recipes/parse_options.sh
 . "$here/../parse_options.sh"
 conf=$(cd "$(dirname "$conf")" && pwd)/$(basename "$conf")
+prior_conf=$(cd "$(dirname "$prior_conf")" && pwd)/$(basename "$prior_conf")
 cd "$root"
 data="$out/data"
 model="$out/model"
@@ -58,9 +63,28 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
 fi
 
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
-  echo "== stage 6: report -> $out/report.md, $out/report.html (links relative: the folder can be moved)"
+  echo "== stage 6: a prior over the codes of train -> $out/prior; samples -> $out/samples; its evaluation"
+  for split in train valid; do
+    audio-vqvae encode --ckpt "$ckpt" --manifest "$data/$split.jsonl" --out "$out/prior/tokens_$split" --force
+  done
+  extra=()
+  if [ -n "$prior_steps" ]; then extra=(--set "train.steps=$prior_steps"); fi
+  audio-vqvae train-prior --tokens "$out/prior/tokens_train" --valid-tokens "$out/prior/tokens_valid" \
+    --data "$data" --out "$out/prior/model" --config "$prior_conf" "${extra[@]}"
+  speaker=$(head -n 1 "$data/speakers.txt")
+  audio-vqvae sample --prior "$out/prior/model/last.pt" --vqvae "$ckpt" --speaker "$speaker" --seconds 1 \
+    --count 4 --out "$out/samples" --force
+  mkdir -p "$out/eval"
+  audio-vqvae evaluate prior --prior "$out/prior/model/last.pt" --tokens "$out/prior/tokens_train" \
+    --test-tokens "$out/tokens" --data "$data" --vqvae "$ckpt" --seconds 1 --samples-per-speaker 2 \
+    --out "$out/eval/prior.json"
+fi
+
+if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
+  echo "== stage 7: report -> $out/report.md, $out/report.html (links relative: the folder can be moved)"
   python -m audio_vqvae.evaluation.report write --out "$out/report.md" --data "$data" --synthetic \
     --tensorboard "$model/tensorboard" --units-json "$out/eval/units.json" \
     --conversion-json "$out/eval/conversion.json" --tokens "$out/tokens" \
-    --converted "$out/converted" --pairs "$out/pairs.txt" --title "audio_vqvae offline demo (synthetic corpus)"
+    --converted "$out/converted" --pairs "$out/pairs.txt" --prior-json "$out/eval/prior.json" \
+    --samples "$out/samples" --title "audio_vqvae offline demo (synthetic corpus)"
 fi

@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # Unsupervised phoneme-like unit discovery on LibriSpeech: prepare (with phone alignments you supply),
 # train a VQ-VAE with a coarse hop, a small codebook and time-jitter, extract units, evaluate them
-# against the MFCC k-means baseline, and write them in the fairseq/textlesslib and ZeroSpeech layouts.
+# against the MFCC k-means baseline, write them in the fairseq/textlesslib and ZeroSpeech layouts, and
+# train a prior over the units that samples speech.
 # Usage: recipes/units/run.sh --corpus LIBRISPEECH_DIR --alignments PATH [--stage N] [--stop-stage N]
 #                             [--subset "train-clean-100 dev-clean"] [--out DIR] [--conf units|cpu|gpu|debug] [--steps N]
-#                             [--splits "train valid test"]
+#                             [--splits "train valid test"] [--prior-steps N] [--sample-seconds S]
 # Stages: 1 prepare, 2 train, 3 extract frame units of every split, 4 evaluate units on the test split,
-#         5 write fairseq/textlesslib (units.txt + durations.txt, de-duplicated) and ZeroSpeech (vectors) layouts.
+#         5 write fairseq/textlesslib (units.txt + durations.txt, de-duplicated) and ZeroSpeech (vectors) layouts,
+#         6 train a speaker-conditioned prior over the train split's units (conf/prior_cpu.yaml with --conf cpu,
+#         conf/prior_debug.yaml with debug, the defaults otherwise), 7 sample speech from it and evaluate it.
 # The subset can also come from the environment: SUBSET="train-clean-360" recipes/units/run.sh ...
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 stage=1
-stop_stage=5
+stop_stage=7
 corpus=downloads/LibriSpeech
 alignments=""
 subset=${SUBSET:-train-clean-100}
@@ -20,13 +23,20 @@ out=exp/units
 conf=units
 steps=""
 splits="train valid test"  # splits extracted (stage 3) and written out (stage 5)
-options="stage stop_stage corpus alignments subset out conf steps splits"
+prior_steps=""
+sample_seconds=2
+options="stage stop_stage corpus alignments subset out conf steps splits prior_steps sample_seconds"
 # shellcheck source=recipes/parse_options.sh
 . "$here/../parse_options.sh"
 case "$conf" in
   units | cpu | gpu) preset=default ;;
   debug) preset=tiny ;;
   *) echo "run.sh: --conf must be units, cpu, gpu or debug, not $conf" >&2; exit 2 ;;
+esac
+prior_conf=()  # the prior's overrides: its defaults (a GPU's size) unless a CPU or debug run
+case "$conf" in
+  cpu) prior_conf=(--config "$here/conf/prior_cpu.yaml") ;;
+  debug) prior_conf=(--config "$here/conf/prior_debug.yaml") ;;
 esac
 cd "$root"
 data="$out/data"
@@ -75,4 +85,23 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
     audio-vqvae encode --ckpt "$ckpt" --manifest "$data/$split.jsonl" --format vectors \
       --out "$out/zerospeech/$split" --force
   done
+fi
+
+if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
+  echo "== stage 6: a prior over the units of train (validated on valid) -> $out/prior"
+  extra=()
+  if [ -n "$prior_steps" ]; then extra=(--set "train.steps=$prior_steps"); fi
+  audio-vqvae train-prior --tokens "$out/units/train" --valid-tokens "$out/units/valid" --data "$data" \
+    --out "$out/prior" "${prior_conf[@]}" "${extra[@]}"
+fi
+
+if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
+  speaker=$(head -n 1 "$data/speakers.txt")
+  echo "== stage 7: samples of the prior in $speaker's voice -> $out/samples; evaluate it -> $out/eval/prior.json"
+  audio-vqvae sample --prior "$out/prior/last.pt" --vqvae "$ckpt" --speaker "$speaker" \
+    --seconds "$sample_seconds" --count 4 --out "$out/samples" --force
+  mkdir -p "$out/eval"
+  audio-vqvae evaluate prior --prior "$out/prior/last.pt" --tokens "$out/units/train" \
+    --test-tokens "$out/units/test" --data "$data" --vqvae "$ckpt" --seconds "$sample_seconds" \
+    --out "$out/eval/prior.json"
 fi
