@@ -4,7 +4,10 @@ its codes, evaluate prior scores bits beside n-gram baselines, and bad token fil
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -172,3 +175,17 @@ def test_sigterm_stops_the_prior_with_a_checkpoint_that_resumes(tokens, tmp_path
     assert 1 <= step < 100000 and out.strip().startswith(f"stopped by SIGTERM at step {step}")
     cfg = apply_overrides(PriorExperiment(), parse_assignments(sets))
     assert train_prior(cfg, tokens["train"], exp, stop_at=step + 1).step == step + 1  # and it resumes
+
+
+def test_two_processes_under_torchrun_train_one_prior(tokens, prepared_corpus, tmp_path):
+    """torchrun with 2 CPU processes (gloo): the checkpoint says so, and the replicas agreed at each checkpoint."""
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m"]
+    out = subprocess.run(
+        [*launcher, "audio_vqvae", "train-prior", "--tokens", str(tokens["train"]), "--valid-tokens",
+         str(tokens["valid"]), "--data", str(prepared_corpus), "--out", str(tmp_path / "exp"), "--set", *TINY,
+         "train.steps=6", "train.checkpoint_every=3"],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-4000:]
+    state = load_checkpoint(tmp_path / "exp" / "last.pt")
+    assert state["world_size"] == 2 and state["step"] == 6 and state["kind"] == "prior"

@@ -23,7 +23,7 @@ from ..inference.sampling import SampleOptions, draw, prior_speaker
 from ..models.prior import CodePrior
 from ..models.vqvae import VQVAE
 from .metrics.lm import ngram_bits, prior_bits
-from .metrics.phone_lm import PhoneBigram, code_to_phone, phone_likeness, phone_runs, unigram_draws
+from .metrics.phone_lm import PhoneBigram, code_to_phone, phone_likeness, unigram_draws
 from .metrics.speaker import SpeakerClassifier
 
 
@@ -118,9 +118,9 @@ def samples_phone_likeness(
 ) -> dict[str, dict[str, float]]:
     """``metrics.phone_lm.phone_likeness`` of the real held-out codes, the prior's samples, and as many
     codes drawn from the unigram, with codes read as phones by the mapping of the aligned ``train``
-    codes and scored by the bigram of their phone labels."""
+    codes and scored by the bigram of their frame labels."""
     mapping = code_to_phone(train, train_labels, codebook_size)
-    bigram = PhoneBigram([phone_runs(list(seq)) for seq in train_labels])
+    bigram = PhoneBigram([list(seq) for seq in train_labels])
     draws = unigram_draws(train, [s.numel() for s in samples], codebook_size, seed)
     return {
         name: phone_likeness(seqs, mapping, bigram, frame_rate)
@@ -146,14 +146,14 @@ def format_prior_report(result: Mapping[str, Any]) -> str:
         )
     phones = result.get("phone_likeness")
     if phones:
-        lines.append("  codes read as phones       bits/phone (real bigram)   frames/phone")
+        lines.append("  codes read as phones       bits/frame (real phone bigram)   frames/phone")
         for name, label in (
             ("real", "real held-out"),
             ("samples", "prior samples"),
             ("unigram_draws", "unigram draws"),
         ):
             p = phones[name]
-            lines.append(f"    {label:<24} {p['bits_per_phone']:>10.2f} {p['mean_phone_frames']:>20.1f}")
+            lines.append(f"    {label:<24} {p['bits_per_frame']:>10.2f} {p['mean_phone_frames']:>26.1f}")
     v = result.get("voices")
     if v:
         per = ", ".join(f"{s} {a:.0%}" for s, a in v["per_speaker"].items())

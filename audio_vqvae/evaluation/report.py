@@ -285,8 +285,8 @@ def prior_section(metrics: dict, samples: Path | None, figures: Path) -> list[Bl
     if phones:
         rows.append(
             (
-                "codes read as phones, bits per phone under a real phone bigram: samples / real / unigram draws",
-                " / ".join(number(phones[k]["bits_per_phone"], 2) for k in ("samples", "real", "unigram_draws")),
+                "codes read as phones, bits per frame under a real phone bigram: samples / real / unigram draws",
+                " / ".join(number(phones[k]["bits_per_frame"], 2) for k in ("samples", "real", "unigram_draws")),
             )
         )
     if voices:

@@ -1,12 +1,14 @@
 """How phone-like a code sequence is: its codes read as phones, scored by a phone bigram of real speech.
 
 Each code is read as the phone it most often covers in aligned real speech (the mapping of the VQ-VAE
-paper's phone accuracy, ``units.phone_mapping_accuracy``), runs of one phone become one phone, and
-the phone sequence is scored in bits per phone under an add-alpha bigram model of the aligned real
-phone sequences. Real held-out codes read this way set the level to reach; codes drawn independently
-from their unigram frequencies set the level of codes with no sequential structure. A prior whose
-samples score near the first and far from the second samples sequences of phones that follow each
-other as in speech, with speech-like phone durations (``mean_phone_frames``).
+paper's phone accuracy, ``units.phone_mapping_accuracy``), and the frame-level phone sequence is
+scored in bits per frame under an add-alpha bigram of the aligned real speech's frame labels, which
+knows both how long phones last and which follows which. Real held-out codes read this way set the
+level to reach (above that of the clean alignments, since a code's phone is right about half the
+time); codes drawn independently from their unigram frequencies set the level of codes with no
+sequential structure. ``mean_phone_frames`` (frames per run of one phone) says the same of durations.
+(Bits per phone of the merged runs does not separate them: runs of independent draws are short and
+mostly of the commonest phones, which such a bigram finds likely.)
 """
 
 from __future__ import annotations
@@ -48,10 +50,10 @@ def phone_runs(seq: Sequence[str]) -> list[str]:
 
 
 class PhoneBigram:
-    """An add-``alpha`` bigram over phone sequences, with a begin and an end symbol.
+    """An add-``alpha`` bigram over phone label sequences, with a begin and an end symbol.
 
     Args:
-        sequences: phone sequences (runs merged) to count.
+        sequences: label sequences to count (frame labels, or phones with runs merged).
         alpha: added to every count (phones seen anywhere in ``sequences``, plus ``<unk>``).
     """
 
@@ -66,7 +68,8 @@ class PhoneBigram:
         self.log_prob = np.log(counts / counts.sum(1, keepdims=True))
 
     def bits_per_phone(self, sequences: Sequence[Sequence[str]]) -> float:
-        """Mean bits per phone (the end symbol counted as one) of ``sequences``."""
+        """Mean bits per label (the end symbol counted as one) of ``sequences``: per phone of merged runs,
+        per frame of frame labels."""
         unk, total, n = self.index["<unk>"], 0.0, 0
         for s in sequences:
             ids = [self.begin] + [self.index.get(p, unk) for p in s] + [self.index["</s>"]]
@@ -80,12 +83,12 @@ class PhoneBigram:
 def phone_likeness(
     sequences: Sequence[Tensor], mapping: Sequence[str], bigram: PhoneBigram, frame_rate: float
 ) -> dict[str, float]:
-    """``bits_per_phone`` of code sequences read as phones, their ``mean_phone_frames`` (frames per
-    phone run) and ``phones_per_second``."""
-    runs = [phone_runs([mapping[int(c)] for c in seq.tolist()]) for seq in sequences]
-    n_runs, n_frames = sum(len(r) for r in runs), sum(seq.numel() for seq in sequences)
+    """``bits_per_frame`` of code sequences read as phones (``bigram`` of frame labels), their
+    ``mean_phone_frames`` (frames per phone run) and ``phones_per_second``."""
+    frames = [[mapping[int(c)] for c in seq.tolist()] for seq in sequences]
+    n_runs, n_frames = sum(len(phone_runs(f)) for f in frames), sum(seq.numel() for seq in sequences)
     return {
-        "bits_per_phone": bigram.bits_per_phone(runs),
+        "bits_per_frame": bigram.bits_per_phone(frames),
         "mean_phone_frames": n_frames / max(1, n_runs),
         "phones_per_second": n_runs / max(1e-9, n_frames / frame_rate),
     }
