@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from audio_vqvae.generation import fastgen, generate
+from audio_vqvae.generation import native as native_loop
 from audio_vqvae.models.wavenet import WaveNet, shift_right
 
 LOGIT_TOL = 1e-4
@@ -82,13 +83,13 @@ def test_same_samples_as_reference(native, kernel_size, temperature, wide):
     # one thread; two splitting each layer's channels (wide only: the narrow net has one gate panel);
     # two each running its own utterances
     for threads, teams in ((1, 1), (2, 1), (2, 2)):
-        classes, logits = fastgen.generate_with_logits(
+        classes, logits = native_loop.generate_with_logits(
             net, latents, speaker, lengths=lengths, temperature=temperature, uniforms=uniforms, threads=threads,
             teams=teams,
         )  # fmt: skip
         ref = assert_same_samples(net, latents, speaker, lengths, temperature, uniforms, classes, logits)
         assert torch.equal(classes, ref)  # with these seeds: no near tie, so exactly the reference's samples
-        assert torch.equal(fastgen.generate(net, latents, speaker, lengths, temperature, uniforms, threads=threads),
+        assert torch.equal(native_loop.generate(net, latents, speaker, lengths, temperature, uniforms, threads=threads),
                            classes)  # fmt: skip
 
 
@@ -103,7 +104,7 @@ def test_chunks_resume_the_generation_exactly(native, kernel_size, temperature, 
     latents, speaker, _, uniforms = inputs(B=4)
     lengths = torch.tensor([6, 3, 5, 1])
     u = uniforms if temperature > 0 else None
-    whole = fastgen.generate(net, latents, speaker, lengths, temperature, u, threads=threads)
+    whole = native_loop.generate(net, latents, speaker, lengths, temperature, u, threads=threads)
     with torch.no_grad():
         cond = net.conditioning(latents, speaker, lengths).permute(0, 3, 1, 2)  # (B, N, L, G)
     for chunk in (1, 2, 4):
@@ -123,7 +124,7 @@ def test_draws_uniforms_like_reference(native):
     net = wavenet()
     latents, speaker, _, _ = inputs()
     assert fastgen.can_run(net, latents)
-    fast = fastgen.generate(net, latents, speaker, temperature=0.8, generator=torch.Generator().manual_seed(5))
+    fast = native_loop.generate(net, latents, speaker, temperature=0.8, generator=torch.Generator().manual_seed(5))
     ref = generate(net, latents, speaker, temperature=0.8, generator=torch.Generator().manual_seed(5))
     assert torch.equal(fast, ref)
 
@@ -132,16 +133,16 @@ def test_empty_rows_and_batch_of_one(native):
     net = wavenet()
     latents, speaker, _, uniforms = inputs(B=2)
     lengths = torch.tensor([0, 2])  # a row with no samples at all stays the start class
-    fast = fastgen.generate(net, latents, speaker, lengths, uniforms=uniforms, threads=2)
+    fast = native_loop.generate(net, latents, speaker, lengths, uniforms=uniforms, threads=2)
     assert torch.equal(fast, generate(net, latents, speaker, lengths, uniforms=uniforms))
-    one = fastgen.generate(net, latents[:1], speaker[:1], uniforms=uniforms[:1], threads=2)
+    one = native_loop.generate(net, latents[:1], speaker[:1], uniforms=uniforms[:1], threads=2)
     assert torch.equal(one, generate(net, latents[:1], speaker[:1], uniforms=uniforms[:1]))
 
 
 def test_bf16_weights_close_to_float32(native):
     net = wavenet(wide=True)
     latents, speaker, lengths, uniforms = inputs()
-    classes, logits = fastgen.generate_with_logits(
+    classes, logits = native_loop.generate_with_logits(
         net, latents, speaker, lengths=lengths, uniforms=uniforms, weight_dtype=torch.bfloat16
     )
     forced = net(shift_right(classes, net.n_classes // 2), latents, speaker).transpose(1, 2).detach()
@@ -174,9 +175,9 @@ def test_fallback_to_reference_with_one_line_notice(broken_compiler):
     assert len(notices) == 1 and "\n" not in notices[0] and "unavailable" in notices[0], notices
     assert "no-such-cc" in fastgen.unavailable_reason()
     with pytest.raises(RuntimeError, match="unavailable"):
-        fastgen.generate_with_logits(net, latents, speaker)
+        native_loop.generate_with_logits(net, latents, speaker)
     with pytest.raises(RuntimeError, match="unavailable"):  # the backend itself does not fall back
-        fastgen.generate(net, latents, speaker)
+        native_loop.generate(net, latents, speaker)
 
 
 def test_unsupported_model_falls_back(native):
@@ -188,4 +189,16 @@ def test_unsupported_model_falls_back(native):
         fast = generate(net, latents, speaker, lengths, uniforms=uniforms, backend="native")
     assert torch.equal(fast, generate(net, latents, speaker, lengths, uniforms=uniforms, backend="torch"))
     with pytest.raises(RuntimeError, match="not float32"):
-        fastgen.generate(net, latents, speaker)
+        native_loop.generate(net, latents, speaker)
+
+
+def test_logits_through_the_front_door_are_the_same_in_chunks(native):
+    """generation.native goes through generation.generate: chunks of 2 frames give the one pass's classes
+    and logits, rows in the caller's order (the sampler runs them longest first)."""
+    net = wavenet(kernel_size=3, wide=True)
+    latents, speaker, lengths, uniforms = inputs()
+    whole = native_loop.generate_with_logits(net, latents, speaker, lengths, uniforms=uniforms, threads=2)
+    chunks = native_loop.generate_with_logits(net, latents, speaker, lengths, uniforms=uniforms, threads=2,
+                                              chunk_frames=2)  # fmt: skip
+    assert torch.equal(whole[0], chunks[0]) and torch.equal(whole[1], chunks[1])
+    assert (whole[1][1, int(lengths[1]) * HOP :] == 0).all() and whole[1][1, : int(lengths[1]) * HOP].abs().sum() > 0

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ..models.wavenet import WaveNet
 from .conditioning import clock_period, conditioning_context, conditioning_window
-from .samplers import BACKENDS, make_sampler
+from .samplers import BACKENDS, Sampler, make_sampler
 from .uniforms import UniformStream
 
 # Frames per block of the conditioning's fixed grid: a chunk's conditioning is cut from these blocks.
@@ -49,6 +49,7 @@ def stream(
     generator: torch.Generator | None = None,
     uniforms: Tensor | None = None,
     backend: str = "auto",
+    sampler: Sampler | None = None,
 ) -> Iterator[tuple[int, Tensor]]:
     """Autoregressive sampling of a batch, ``chunk_frames`` frames at a time, caches carried across chunks.
 
@@ -64,6 +65,8 @@ def stream(
         generator: random-number generator for the uniforms (``UniformStream``).
         uniforms: (B, N * hop) numbers in [0, 1) to sample with instead of drawing them.
         backend: "auto", "torch", "native" or "graph" (``samplers.make_sampler``).
+        sampler: a sampler built for this batch to use instead (``generation.native`` sets the native
+            loop's threads and reads its logits this way).
     Yields:
         ``(first_frame, classes)``: classes (B, n * hop) int64 for frames [first_frame, first_frame + n),
         rows in the caller's order; the start class past each row's length.
@@ -88,7 +91,8 @@ def stream(
     n_samples = (lengths[order] * hop).tolist()  # one host copy, before the loop
     order_dev = order.to(device)
     speaker, lengths_dev = speaker.to(device)[order_dev], lengths[order].to(device)
-    sampler = make_sampler(wavenet, backend, B, min(chunk_frames, N), temperature, device, probe.dtype)
+    if sampler is None:
+        sampler = make_sampler(wavenet, backend, B, min(chunk_frames, N), temperature, device, probe.dtype)
     draws = UniformStream(B, device, generator)
     context = conditioning_context(wavenet)
     start = wavenet.n_classes // 2
@@ -135,6 +139,7 @@ def generate(
     uniforms: Tensor | None = None,
     backend: str = "auto",
     chunk_frames: int | None = None,
+    sampler: Sampler | None = None,
 ) -> Tensor:
     """Autoregressive sampling with cached layer inputs, many utterances in one batch.
 
@@ -152,6 +157,7 @@ def generate(
         backend: "auto" (CUDA graphs on a GPU, the native loop on the CPU, else PyTorch), "torch",
             "native" or "graph"; see ``samplers.make_sampler``.
         chunk_frames: frames generated per chunk (bounds the conditioning's memory); None: one pass.
+        sampler: see ``stream``.
     Returns:
         (B, N * hop) int64 mu-law classes; samples past an utterance's length are the start class.
     """
@@ -173,6 +179,7 @@ def generate(
             generator=generator,
             uniforms=uniforms,
             backend=backend,
+            sampler=sampler,
         )
     ]
     if not pieces:

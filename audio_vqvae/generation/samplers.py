@@ -72,16 +72,40 @@ class TorchSampler:
 
 
 class NativeSampler:
-    """The fused C loop of ``audio_vqvae.generation.fastgen`` (its ring buffers live in ``fastgen.ChunkState``)."""
+    """The fused C loop of ``audio_vqvae.generation.fastgen`` (its ring buffers live in ``fastgen.ChunkState``).
 
-    def __init__(self, wavenet: WaveNet, batch: int, temperature: float):
+    Args:
+        threads, weight_dtype, teams: ``fastgen.generate_chunk``'s (benchmarks: ``generation.native``).
+        keep_logits: keep every step's logits, (B, n * hop, n_classes) per chunk in ``logits`` (rows in
+            the order the sampler runs them: longest first).
+    """
+
+    def __init__(
+        self,
+        wavenet: WaveNet,
+        batch: int,
+        temperature: float,
+        *,
+        threads: int | None = None,
+        weight_dtype: torch.dtype = torch.float32,
+        teams: int | None = None,
+        keep_logits: bool = False,
+    ):
         self.wavenet, self.temperature = wavenet, temperature
+        self.options = {"threads": threads, "weight_dtype": weight_dtype, "teams": teams}
+        self.logits: list[Tensor] | None = [] if keep_logits else None
         self.state = fastgen.chunk_state(wavenet, batch)
 
     def run(self, cond: Tensor, uniforms: Tensor | None, t0: int, n_samples: list[int]) -> Tensor:
         n = cond.size(1) * self.wavenet.hop_length
         todo = (torch.tensor(n_samples) - t0).clamp(0, n)
-        return fastgen.generate_chunk(self.wavenet, cond, self.state, todo, self.temperature, uniforms)
+        logits = None
+        if self.logits is not None:
+            logits = torch.zeros(cond.size(0), n, self.wavenet.n_classes)
+            self.logits.append(logits)
+        return fastgen.generate_chunk(
+            self.wavenet, cond, self.state, todo, self.temperature, uniforms, logits=logits, **self.options
+        )
 
 
 class GraphSampler:

@@ -1,10 +1,10 @@
 """Fast WaveNet generation on the CPU: a fused native sample loop, same samples as the reference.
 
 A backend of ``audio_vqvae.generation``: its ``NativeSampler`` runs ``generate_chunk``, and
-``generation.generate`` picks it, or falls back from it, with a one-line warning. ``generate`` is the
-one-pass entry point (benchmarks and tests: threads, teams, bf16 weights); it has the contract of
-``generation.generate`` and draws the same samples from the same uniform numbers, many times faster
-(``bench/generate.py`` measures it; docs/speed.md has the figures). The C source (fastgen.c) is
+``generation.generate`` picks it, or falls back from it, with a one-line warning. It draws the same
+samples as the reference from the same uniform numbers, many times faster (``bench/generate.py``
+measures it; docs/speed.md has the figures); ``generation.native`` is the entry point of benchmarks
+and tests that set its threads, teams or bf16 weights, or read its logits. The C source (fastgen.c) is
 compiled with the system compiler at first use and cached (see ``_build``); where that is
 impossible, ``available()`` is False.
 
@@ -27,7 +27,6 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..uniforms import draw_uniforms
 from . import _build
 
 if TYPE_CHECKING:
@@ -38,9 +37,7 @@ __all__ = [
     "available",
     "can_run",
     "chunk_state",
-    "generate",
     "generate_chunk",
-    "generate_with_logits",
     "notice",
     "unavailable_reason",
     "unsupported",
@@ -203,114 +200,6 @@ def default_teams(batch: int, threads: int) -> int:
     return max(1, min(threads, batch // 2))
 
 
-@torch.no_grad()
-def generate(
-    wavenet: WaveNet,
-    latents: Tensor,
-    speaker: Tensor,
-    lengths: Tensor | None = None,
-    temperature: float = 1.0,
-    uniforms: Tensor | None = None,
-    generator: torch.Generator | None = None,
-    threads: int | None = None,
-    *,
-    weight_dtype: torch.dtype = torch.float32,
-    teams: int | None = None,
-) -> Tensor:
-    """``generation.generate`` in native code: same arguments, same result for the same uniforms.
-
-    Args:
-        wavenet: the decoder (float32, on the CPU: ``can_run``).
-        latents: (B, D, N) quantized latents, zero-padded past each utterance's length.
-        speaker: (B,) int64 speaker ids.
-        lengths: (B,) frames of each utterance; None: all N.
-        temperature: softmax temperature; 0 is greedy (argmax) decoding.
-        uniforms: (B, N * hop) numbers in [0, 1); None: drawn as the reference draws them.
-        generator: random-number generator for the uniforms.
-        threads: CPU threads (default ``torch.get_num_threads()``).
-        weight_dtype: torch.bfloat16 halves the weight bytes streamed per sample (faster at small batches;
-            the logits change slightly; ``bench/generate.py`` measures by how much).
-        teams: how many groups the threads form (default ``default_teams``); for benchmarks.
-    Returns:
-        (B, N * hop) int64 mu-law classes; samples past an utterance's length are the start class.
-    Raises:
-        RuntimeError: the native generator is unavailable, or cannot run this model (``unsupported``).
-    """
-    return _generate(
-        wavenet, latents, speaker, lengths, temperature, uniforms, generator, threads, weight_dtype, teams
-    )[0]
-
-
-def generate_with_logits(wavenet: WaveNet, latents: Tensor, speaker: Tensor, **kwargs) -> tuple[Tensor, Tensor]:
-    """``generate`` that also returns every step's logits, (B, T, n_classes), zeros past each length.
-
-    A debug entry point (tests compare the logits with the teacher-forced reference); raises
-    RuntimeError when the native generator is unavailable.
-    """
-    names = ("lengths", "temperature", "uniforms", "generator", "threads", "weight_dtype", "teams")
-    defaults = dict(zip(names, (None, 1.0, None, None, None, torch.float32, None)))
-    unknown = set(kwargs) - set(names)
-    if unknown:
-        raise TypeError(f"unexpected arguments {sorted(unknown)}")
-    args = [kwargs.get(n, defaults[n]) for n in names]
-    with torch.no_grad():
-        classes, logits = _generate(wavenet, latents, speaker, *args, want_logits=True)
-    if logits is None:
-        raise RuntimeError(f"native generator unavailable: {unavailable_reason() or 'unsupported model'}")
-    return classes, logits
-
-
-def _generate(
-    wavenet,
-    latents,
-    speaker,
-    lengths,
-    temperature,
-    uniforms,
-    generator,
-    threads,
-    weight_dtype,
-    teams,
-    want_logits=False,
-) -> tuple[Tensor, Tensor | None]:
-    lib = _library()
-    if lib is None:
-        raise RuntimeError(f"native generator unavailable: {unavailable_reason()}")
-    reason = unsupported(wavenet, latents)
-    if reason is not None:
-        raise RuntimeError(f"audio_vqvae.generation.fastgen: {reason}")
-    if weight_dtype not in (torch.float32, torch.bfloat16):
-        raise ValueError(f"weight_dtype must be torch.float32 or torch.bfloat16, got {weight_dtype}")
-
-    B, _, N = latents.shape
-    hop, C = wavenet.hop_length, wavenet.n_classes
-    T = N * hop
-    lengths = torch.full((B,), N, dtype=torch.long) if lengths is None else lengths.cpu().long()
-    order = torch.argsort(lengths, descending=True, stable=True)  # as the reference: longest first
-    n_samples = (lengths * hop).clamp(0, T).contiguous()
-    if uniforms is None and temperature > 0:
-        uniforms = draw_uniforms(B, T, latents.device, generator)  # the reference's draw
-    if temperature > 0:
-        if uniforms.dim() != 2 or uniforms.size(0) != B or uniforms.size(1) < T:
-            raise ValueError(f"uniforms must have shape ({B}, {T}), got {tuple(uniforms.shape)}")
-        # float64 holds float32 uniforms exactly; C compares them with the float32 CDF as torch does
-        uniforms = uniforms[:, :T].to(torch.float64).contiguous()
-    wavenet.check_speakers(speaker)
-    out = torch.full((B, T), C // 2, dtype=torch.long)  # the start class past each length
-    logits = torch.zeros(B, T, C) if want_logits else None
-    if B == 0 or T == 0:
-        return out, logits
-
-    cond = wavenet.conditioning(latents, speaker, lengths)  # (B, L, G, N)
-    rc = _launch(lib, wavenet, cond.permute(0, 3, 1, 2), order, n_samples, uniforms, temperature, out, logits,
-                 threads, weight_dtype, teams)  # fmt: skip
-    if rc != 0:
-        raise RuntimeError(
-            f"audio_vqvae.generation.fastgen: native generator failed (code {rc}: out of memory or threads)"
-        )
-    return out, logits
-
-
 def _launch(
     lib, wavenet, cond, order, n_samples, uniforms, temperature, out, logits, threads, weight_dtype, teams, state=None
 ) -> int:
@@ -385,6 +274,10 @@ def generate_chunk(
     temperature: float = 1.0,
     uniforms: Tensor | None = None,
     threads: int | None = None,
+    *,
+    weight_dtype: torch.dtype = torch.float32,
+    teams: int | None = None,
+    logits: Tensor | None = None,
 ) -> Tensor:
     """The next ``n * hop`` samples of a generation run in chunks, natively; ``state`` is updated in place.
 
@@ -400,11 +293,17 @@ def generate_chunk(
             is done generates 0; rows leave the batch as in ``generate``, in any order).
         temperature: 0 is greedy; uniforms: (B, n * hop) numbers in [0, 1) (None when greedy).
         threads: CPU threads (default ``torch.get_num_threads()``).
+        weight_dtype: torch.bfloat16 halves the weight bytes streamed per sample (faster at small batches;
+            the logits change slightly; ``bench/generate.py`` measures by how much).
+        teams: how many groups the threads form (default ``default_teams``); for benchmarks.
+        logits: (B, n * hop, n_classes) float32 to receive every step's logits (a debug copy), or None.
     Returns:
         (B, n * hop) int64 classes; the start class past each row's samples.
     Raises:
         RuntimeError: the native generator is unavailable or failed (out of memory or threads).
     """
+    if weight_dtype not in (torch.float32, torch.bfloat16):
+        raise ValueError(f"weight_dtype must be torch.float32 or torch.bfloat16, got {weight_dtype}")
     lib = _library()
     if lib is None:
         raise RuntimeError(f"native generator unavailable: {unavailable_reason()}")
@@ -415,8 +314,10 @@ def generate_chunk(
     if temperature > 0:
         uniforms = uniforms[:, :T].to(torch.float64).contiguous()
     order = torch.argsort(n_samples, descending=True, stable=True)
-    rc = _launch(lib, wavenet, cond, order, n_samples, uniforms, temperature, out, None, threads, torch.float32,
-                 None, state)  # fmt: skip
+    if logits is not None and (logits.shape != (B, T, wavenet.n_classes) or not logits.is_contiguous()):
+        raise ValueError(f"logits must be a contiguous ({B}, {T}, {wavenet.n_classes}) tensor")
+    rc = _launch(lib, wavenet, cond, order, n_samples, uniforms, temperature, out, logits, threads, weight_dtype,
+                 teams, state)  # fmt: skip
     if rc != 0:
         raise RuntimeError(
             f"audio_vqvae.generation.fastgen: native generator failed (code {rc}: out of memory or threads)"

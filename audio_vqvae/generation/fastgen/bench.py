@@ -17,7 +17,8 @@ from collections.abc import Callable
 import torch
 
 from ...models.wavenet import WaveNet, shift_right
-from . import available, generate, generate_with_logits, unavailable_reason
+from ..native import generate, generate_with_logits
+from . import available, unavailable_reason
 
 # decoder sizes: paper (30 layers, 128/256/128) and small (20 layers, 64/128/64)
 SIZES = {
