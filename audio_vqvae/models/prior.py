@@ -35,8 +35,8 @@ class KVCache:
 class CausalSelfAttention(nn.Module):
     """Multi-head self-attention in which position i sees positions <= i.
 
-    No dropout on the attention weights: with it, ``scaled_dot_product_attention`` falls back on the
-    CPU to its unfused path, 4 times slower at 1,000 positions (dropout stays on the residual branches).
+    No dropout on the attention weights: with it, ``scaled_dot_product_attention`` takes its unfused
+    path on the CPU, several times slower (docs/model.md); dropout stays on the residual branches.
     """
 
     def __init__(self, d_model: int, n_heads: int):
