@@ -3,8 +3,8 @@
 Each source utterance is encoded, the mel decoder predicts its log-mel frames for the target
 speaker, and ``models.lpc.noise_vocoder`` turns them into whispered speech (white noise through
 an LPC filter per frame, nothing learned). With ``--excitation wavenet`` the WaveNet's conversion
-is whitened by its own LPC filters and coloured by the predicted frames' instead
-(``models.lpc.envelope_transplant``): the WaveNet's fine structure with the mel decoder's envelope.
+is whitened by its own LPC filters and coloured by the predicted frames' instead: the WaveNet's fine
+structure with the mel decoder's envelope (``evaluate conversion --envelope 1``, ``inference.envelope``).
 The result is scored as ``audio-vqvae evaluate conversion`` scores the WaveNet's conversions of the
 same pairs (``cli.evaluate.run_conversion``).
 Running both on one checkpoint tells whether the codes and the mel decoder or the WaveNet limit
@@ -30,7 +30,7 @@ import torch
 from audio_vqvae.cli.evaluate import conversion_pairs, convert_all, run_conversion, split_rows
 from audio_vqvae.errors import AudioVQVAEError, debug_requested
 from audio_vqvae.evaluation.evaluate import format_conversion_report
-from audio_vqvae.models.lpc import envelope_transplant, noise_vocoder
+from audio_vqvae.models.lpc import noise_vocoder
 from audio_vqvae.models.vqvae import VQVAE
 
 
@@ -47,16 +47,12 @@ def lpc_converter(seed: int, excitation: str):
     or (``excitation="wavenet"``) as the envelope of the WaveNet's conversion."""
 
     def convert(model: VQVAE, wavs: list[torch.Tensor], speakers: list[str], **options) -> list[torch.Tensor]:
+        if excitation == "wavenet":  # the library's streaming post-filter at full strength (inference.envelope)
+            return convert_all(model, wavs, speakers, **options, envelope=1.0)
         generator = torch.Generator().manual_seed(seed)
         front, hop, sr = model.log_mel, model.hop_length, model.sample_rate
         mels = [predicted_log_mel(model, wav, speaker) for wav, speaker in zip(wavs, speakers)]
-        if excitation == "noise":
-            return [noise_vocoder(mel, front, hop, sr, generator)[0] for mel in mels]
-        converted = convert_all(model, wavs, speakers, **options)
-        return [
-            envelope_transplant(out[: mel.size(-1) * hop].view(1, -1), mel, front, hop, sr)[0]
-            for out, mel in zip(converted, mels)
-        ]
+        return [noise_vocoder(mel, front, hop, sr, generator)[0] for mel in mels]
 
     return convert
 
