@@ -118,3 +118,26 @@ def test_a_model_without_a_mel_decoder_is_a_usage_error():
     model = VQVAE.from_config(apply_overrides(preset("tiny"), {"mel_loss_weight": None})).eval()
     with pytest.raises(UsageError, match="mel decoder"):
         decode_tokens(model, [torch.zeros(5, dtype=torch.long)], 0, envelope=1.0)
+
+
+def test_convert_takes_the_envelope_from_the_command_line(prepared_corpus, tmp_path, capsys):
+    """`convert --envelope 0.5` writes the conversion; a strength outside [0, 1] is one line naming the option."""
+    import soundfile as sf
+    from cli_run import run
+    from trained_tiny import trained_checkpoint, write_tone
+
+    ckpt = trained_checkpoint(prepared_corpus, tmp_path / "vq")
+    source = write_tone(tmp_path / "in" / "a.wav", 0.3)
+    code, err = run(capsys, "convert", "--ckpt", ckpt, "--speaker", "spk1", "--envelope", "0.5", "--out",
+                    tmp_path / "out", source)  # fmt: skip
+    assert code == 0, err
+    wav, rate = sf.read(tmp_path / "out" / "a_to_spk1.wav")
+    assert rate == 16000 and len(wav) == int(0.3 * 16000) // 64 * 64 and abs(wav).max() > 0
+    code, err = run(capsys, "convert", "--ckpt", ckpt, "--speaker", "spk1", "--out", tmp_path / "plain", source)
+    assert code == 0, err
+    assert not np.allclose(sf.read(tmp_path / "plain" / "a_to_spk1.wav")[0], wav, atol=1e-3)  # same seed, filtered
+    with pytest.raises(SystemExit):
+        run(
+            capsys, "convert", "--ckpt", ckpt, "--speaker", "spk1", "--envelope", "1.5", "--out", tmp_path / "x", source
+        )
+    assert "--envelope: must be a number (strength) in [0, 1]" in capsys.readouterr().err
