@@ -154,7 +154,9 @@ class TrainConfig:
 
     steps: int = 200_000
     seed: int = 0
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # bf16: autocast (CPU or GPU); fp16: + grad scaler (GPU)
+    # bf16: autocast (CPU or GPU); fp16: + grad scaler (GPU); auto: bf16 where the CPU or GPU runs it natively,
+    # else fp32 on a CPU and fp16 on a GPU (audio_vqvae/training/precision.py), logged at start with the reason
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     log_every: int = 100  # steps per TensorBoard point; codebook usage is pooled over this window
     valid_every: int = 2000

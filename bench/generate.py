@@ -24,6 +24,7 @@ from audio_vqvae.config import preset
 from audio_vqvae.generation import fastgen, generate, graphgen
 from audio_vqvae.generation.fastgen import bench as fastgen_bench
 from audio_vqvae.models.wavenet import WaveNet, naive_generate
+from audio_vqvae.training.precision import cpu_description
 
 SIZES = {  # decoder overrides of the paper preset; "small" is the 20-layer, 64/128/64 decoder
     "tiny": None,
@@ -158,6 +159,7 @@ def main() -> None:
     native_ok = device == "cpu" and fastgen.available()
     graph_ok = torch.device(device).type == "cuda"
     print(f"device {device}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"CPU: {cpu_description()}")
     if not native_ok:
         print(f"native generator not used: {fastgen.unavailable_reason() or 'not a CPU run'}")
     print(

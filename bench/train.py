@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from audio_vqvae.config import preset
 from audio_vqvae.models.vqvae import VQVAE
 from audio_vqvae.models.wavenet import shift_right
+from audio_vqvae.training.precision import cpu_description, resolve_precision
 
 
 def rss_mib() -> float:
@@ -92,6 +93,8 @@ def main() -> None:
         return step
 
     print(f"device {device}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    auto, reason = resolve_precision("auto", torch.device(device))
+    print(f"CPU: {cpu_description()}; train.precision auto takes {auto}: {reason}")
     print(f"paper-size model, batch {B} x {T} samples, {args.steps} timed steps each")
     print(f"{'precision':9} {'full step samples/s':>20} {'decoder-only samples/s':>23} {'full/decoder':>13}")
     base = rss_mib()

@@ -38,6 +38,7 @@ from .loop import (
     step_loader,
 )
 from .monitor import TrainLogger
+from .precision import training_precision
 
 __all__ = [
     "RESUMABLE_KEYS",
@@ -131,8 +132,7 @@ def _train(cfg, data_dir, out_dir, resume, stop_at, deadline, rank, world_size, 
     if state is not None and list(state["speakers"]) != speakers:
         raise TrainingError(f"{out_dir / 'last.pt'}: trained on other speakers than {data_dir / 'speakers.txt'}")
     device = pick_device(cfg.train.device, local_rank)
-    if cfg.train.precision == "fp16" and device.type != "cuda" and main:
-        log.warning("train.precision fp16 on the CPU is slow and meant for tests: bf16 is the CPU's half precision")
+    precision = training_precision(cfg.train.precision, device, main)
 
     torch.manual_seed(cfg.train.seed)
     model = VQVAE.from_config(cfg.model).to(device)
@@ -143,7 +143,7 @@ def _train(cfg, data_dir, out_dir, resume, stop_at, deadline, rank, world_size, 
     validset = (
         SegmentDataset(valid_rows, speakers, segment, hop, cfg.model.sample_rate, context) if valid_rows else None
     )
-    opt = Optimisation.create(model.parameters(), cfg.optim, cfg.train.steps, cfg.train.precision, device)
+    opt = Optimisation.create(model.parameters(), cfg.optim, cfg.train.steps, precision, device)
     step, best = restore(state, model, opt)
     if main:
         start_out_dir(out_dir, to_dict(cfg))
@@ -167,7 +167,7 @@ def _train(cfg, data_dir, out_dir, resume, stop_at, deadline, rank, world_size, 
     if state is not None:
         set_rng_state(state["rng"])  # after everything that consumed random numbers at start-up
 
-    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.train.precision)
+    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     logger = TrainLogger(out_dir / "tensorboard", model.quantizer, enabled=main)
 
     def forward(batch: dict):

@@ -46,6 +46,7 @@ from .loop import (
     step_loader,
 )
 from .monitor import StepLogger
+from .precision import training_precision
 
 log = logging.getLogger("audio_vqvae.training")
 LOG2 = math.log(2.0)
@@ -187,11 +188,12 @@ def train_prior(
         if state is not None and list(state["speakers"]) != speakers:
             raise TrainingError(f"{out_dir / 'last.pt'}: trained with other speakers ({state['speakers']})")
         device = pick_device(cfg.train.device, local_rank)
+        precision = training_precision(cfg.train.precision, device, rank == 0)
         torch.manual_seed(cfg.train.seed)
         model = CodePrior.from_config(cfg.model).to(device)
         trainset = CodeCrops([c for _, c in rows], speaker_ids, cfg.model.max_len)
         validset = CodeCrops([c for _, c in valid_rows], valid_ids, cfg.model.max_len) if valid_rows else None
-        opt = Optimisation.create(model.parameters(), cfg.optim, cfg.train.steps, cfg.train.precision, device)
+        opt = Optimisation.create(model.parameters(), cfg.optim, cfg.train.steps, precision, device)
         step, best = restore(state, model, opt)
         main = rank == 0
         if main:
@@ -209,7 +211,7 @@ def train_prior(
         batches = iter(loader)
         if state is not None:
             set_rng_state(state["rng"])  # after everything that consumed random numbers at start-up
-        autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.train.precision)
+        autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
         logger = StepLogger(out_dir / "tensorboard", "speed/codes_per_s", enabled=main)
         conditioned = bool(speakers)
 
