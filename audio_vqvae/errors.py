@@ -6,8 +6,8 @@ manifest, corpus, audio or checkpoint) is an ``AudioVQVAEError``; anything else 
 ``--debug`` or ``AUDIO_VQVAE_DEBUG=1`` shows the traceback of a user error too.
 
 Each type also derives from the builtin that library callers caught before it existed (``ValueError``,
-``FileNotFoundError``, ``FileExistsError``, ``RuntimeError``), so ``except ValueError`` around a library
-call still catches a bad config. The modules that raise a type re-export it (``config.ConfigError``,
+``FileNotFoundError``, ``FileExistsError``, ``RuntimeError``, ``ModuleNotFoundError``), so ``except ValueError``
+around a library call still catches a bad config. The modules that raise a type re-export it (``config.ConfigError``,
 ``audio.AudioError``, ...), so either import works.
 
 This module imports nothing from the package: every other module may import it.
@@ -66,6 +66,10 @@ class SpeakerError(AudioVQVAEError, ValueError):
 
 class EvaluationError(AudioVQVAEError, ValueError):
     """An evaluation's data cannot be scored (no aligned utterances, a target speaker without real speech)."""
+
+
+class MissingPackageError(AudioVQVAEError, ModuleNotFoundError):
+    """An optional package a metric needs is not installed; the message names the pip extra that brings it."""
 
 
 class CheckpointError(AudioVQVAEError, RuntimeError):

@@ -6,12 +6,14 @@ PNMI, ABX within and across speakers) beside the MFCC k-means baseline, which ma
 curve. After the last one, each of --conversion-sources test sentences of every speaker is
 converted to every other speaker and scored with ``evaluate_conversion``: speaker classification,
 code agreement, MCD to the real target reading (the same sentence read by the target speaker)
-beside the unconverted source's, and with --wer the word error rate beside the real target
-reading's. Everything goes to OUT/learn.json; the table goes to stdout, logs to stderr.
+beside the unconverted source's, with --wer the word error rate beside the real target
+reading's, with --dnsmos the DNSMOS naturalness of the conversions beside the real readings', and
+with --speaker-embedding whose voice a speaker-verification network hears in them (both need
+``pip install -e ".[eval]"``). Everything goes to OUT/learn.json; the table goes to stdout, logs to stderr.
 
     python bench/learn.py --data DIR --minutes 60 [--preset default] [--config YAML] [--set k=v ...]
                           [--out EXP] [--points 4] [--threads N] [--conversion-sources 5]
-                          [--max-seconds 4] [--wer]
+                          [--max-seconds 4] [--wer] [--dnsmos] [--speaker-embedding]
 
 DIR is a prepared corpus folder with phones.tsv (``audio-vqvae prepare``). Minutes count the
 training calls' wall time (set-up and checkpoints included, evaluation not). The learning-rate
@@ -35,12 +37,12 @@ from pathlib import Path
 import torch
 
 from audio_vqvae.cli.common import add_config_arguments, config_from_args
-from audio_vqvae.cli.evaluate import run_conversion, unit_inputs, word_recognizer
+from audio_vqvae.cli.evaluate import conversion_report, listener_scorers, run_conversion, unit_inputs, word_recognizer
 from audio_vqvae.config import to_dict
 from audio_vqvae.data.manifest import read_manifest, read_speakers
 from audio_vqvae.data.pairs import choose_pairs
 from audio_vqvae.errors import AudioVQVAEError, debug_requested
-from audio_vqvae.evaluation.evaluate import evaluate_units, format_conversion_report
+from audio_vqvae.evaluation.evaluate import evaluate_units
 from audio_vqvae.evaluation.report import read_scalars
 from audio_vqvae.fileio import atomic_write_text
 from audio_vqvae.models.vqvae import VQVAE
@@ -86,10 +88,37 @@ def last_window(exp: Path) -> tuple[float | None, float | None]:
     return last("vq/codes_used_window"), last("loss/total")
 
 
+def listener_summary(conversion: dict) -> str:
+    """The summary's speaker-embedding and DNSMOS clauses, where they were measured ("" otherwise)."""
+    text, emb, nat = "", conversion.get("speaker_embedding"), conversion.get("naturalness")
+    if emb:
+        text += (
+            f"; by speaker embedding target {cell(emb['target_rate'], 100, 1)} %, source "
+            f"{cell(emb['source_rate'], 100, 1)} % (cosine to target {cell(emb['target_similarity'], 1, 3)}, "
+            f"real speech to its own {cell(emb['real_own_similarity'], 1, 3)}; accuracy on real speech "
+            f"{cell(emb['accuracy'], 100, 1)} %)"
+        )
+    if nat:
+        converted, real = nat.get("converted") or {}, nat.get("target_real") or nat.get("original") or {}
+        which = "real target" if nat.get("target_real") else "real speech"
+        text += (
+            f"; DNSMOS OVRL {cell(converted.get('ovrl'), 1, 2)} vs {which} {cell(real.get('ovrl'), 1, 2)}, "
+            f"P.808 {cell(converted.get('p808'), 1, 2)} vs {cell(real.get('p808'), 1, 2)}"
+        )
+    return text
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, metavar="DIR", help="prepared corpus folder with phones.tsv")
     parser.add_argument("--minutes", type=float, default=60.0, help="training wall time (default 60)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="train N steps instead of --minutes (points at i * N / --points): on a machine that other work "
+        "shares, the steps a quiet one reaches in the minutes",
+    )
     add_config_arguments(parser)
     parser.add_argument("--out", default="exp/learn", metavar="EXP", help="a new experiment folder (default exp/learn)")
     parser.add_argument("--points", type=int, default=4, help="training segments, each followed by a unit evaluation")
@@ -100,10 +129,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--abx-context", choices=["within", "any"], default="within")
     parser.add_argument("--reconstructions", type=int, default=4, help="sources also resynthesised by their speaker")
     parser.add_argument("--wer", action="store_true", help="word error rates of the conversions (pocketsphinx)")
+    parser.add_argument("--dnsmos", action="store_true", help="DNSMOS naturalness of the conversions (speechmos)")
+    parser.add_argument(
+        "--baseline-vocoder",
+        action="store_true",
+        help="also score the source-filter baseline (the mel decoder's frames through a pulse-plus-noise vocoder)",
+    )
+    parser.add_argument(
+        "--speaker-embedding", action="store_true", help="the conversions' voices by speaker embeddings (resemblyzer)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.points < 1 or args.minutes <= 0:
         parser.error("--points must be at least 1 and --minutes positive")
+    if args.steps is not None and args.steps < args.points:
+        parser.error("--steps must be at least --points")
     return args
 
 
@@ -115,6 +155,7 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     if args.wer:
         word_recognizer()  # a missing pocketsphinx fails now, not after the training
+    listener_scorers(args.dnsmos, args.speaker_embedding)  # and so do the eval extra's packages
     started = time.perf_counter()
     cfg = config_from_args(args)
     data, exp = Path(args.data), Path(args.out)
@@ -122,14 +163,16 @@ def main() -> int:
     device = pick_device(cfg.train.device, 0)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(
-        f"{data}: {len(speakers)} speakers; preset {args.preset}, {args.minutes:g} minutes in {args.points} "
+        f"{data}: {len(speakers)} speakers; preset {args.preset}, "
+        f"{f'{args.steps} steps' if args.steps else f'{args.minutes:g} minutes'} in {args.points} "
         f"segments, {device}, {cores} cores, {torch.get_num_threads()} threads, torch {torch.__version__}"
     )
     report = {
         "argv": sys.argv[1:],
         "data": str(data),
         "out": str(exp),
-        "minutes": args.minutes,
+        "minutes": None if args.steps else args.minutes,
+        "steps": args.steps,
         "device": str(device),
         "cores": cores,
         "threads": torch.get_num_threads(),
@@ -151,7 +194,10 @@ def main() -> int:
     for i in range(1, args.points + 1):
         t0 = time.perf_counter()
         # the limit keeps the points on schedule: a segment that ran over shortens the next one
-        result = train(cfg, data, exp, resume=i > 1, time_limit=max(0.0, i * segment - trained))
+        if args.steps:  # a step budget: the same run whatever else the machine is doing
+            result = train(cfg, data, exp, resume=i > 1, stop_at=round(i * args.steps / args.points))
+        else:
+            result = train(cfg, data, exp, resume=i > 1, time_limit=max(0.0, i * segment - trained))
         seconds = time.perf_counter() - t0
         trained += seconds
         phase(f"train segment {i} (to step {result.step})", seconds)
@@ -197,13 +243,16 @@ def main() -> int:
         reconstructions=args.reconstructions,
         seed=args.seed,
         wer=args.wer,
+        dnsmos=args.dnsmos,
+        speaker_embedding=args.speaker_embedding,
+        baseline_vocoder=args.baseline_vocoder,
     )
     report["conversion"] = conversion
     generated = f"conversion: generation ({len(pairs)} + {min(args.reconstructions, len(pairs))} utterances)"
     phase(generated, conversion["wall_seconds"]["generation"])
     phase("conversion: metrics", conversion["wall_seconds"]["metrics"])
     print(f"conversion of the last checkpoint (step {model.checkpoint_step}), audio cropped to {args.max_seconds:g} s:")
-    print(format_conversion_report(conversion))
+    print(conversion_report(conversion))
     save()
 
     print("\nsummary")
@@ -227,6 +276,7 @@ def main() -> int:
             if content.get("n_wer")
             else ""
         )
+        + listener_summary(conversion)
     )
     for p in report["phases"]:
         print(f"  {p['phase']:<48} {p['seconds']:8.1f} s")

@@ -48,6 +48,21 @@ def test_learn_trains_in_segments_and_reports_units_and_conversion(synthetic_cor
     assert again.returncode == 2 and "already holds a checkpoint" in again.stderr
 
 
+def test_learn_with_a_step_budget_puts_its_points_at_fixed_steps(synthetic_corpus, tmp_path):
+    """--steps: the same points whatever else the machine is doing (wall time varies, steps do not)."""
+    exp = tmp_path / "exp"
+    args = ["--data", str(synthetic_corpus), "--preset", "tiny", "--config", "recipes/demo/conf/tiny.yaml",
+            "--set", "train.steps=100000", "--steps", "6", "--points", "2", "--conversion-sources", "1",
+            "--max-seconds", "0.3", "--abx-context", "any", "--out", str(exp)]  # fmt: skip
+    out = learn(*args)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    report = json.loads((exp / "learn.json").read_text())
+    assert [p["step"] for p in report["points"]] == [3, 6] and report["steps"] == 6 and report["minutes"] is None
+    assert "6 steps in 2 segments" in out.stdout
+    bad = learn("--data", str(synthetic_corpus), "--steps", "1", "--points", "2", "--out", str(tmp_path / "b"))
+    assert bad.returncode == 2 and "--steps must be at least --points" in bad.stderr
+
+
 @pytest.mark.parametrize("excitation", ["noise", "wavenet"])
 def test_lpc_vocoder_scores_the_mel_decoders_conversions(prepared_corpus, tmp_path, excitation):
     """bench/lpc_vocoder.py: the mel decoder's frames for each target, through the noise vocoder,

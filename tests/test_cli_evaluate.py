@@ -109,3 +109,17 @@ def test_unit_inputs_and_run_conversion_are_the_commands_in_python(checkpoint, s
     assert result["wall_seconds"]["generation"] > 0 and result["wall_seconds"]["metrics"] > 0
     with pytest.raises(ValueError, match="nobody"):
         run_conversion(model, synthetic_corpus, [(pairs[0][0], "nobody")])
+
+
+def test_evaluate_conversion_scores_the_source_filter_baseline_beside_the_model(checkpoint, synthetic_corpus, tmp_path):
+    report = tmp_path / "conv.json"
+    out = cli("evaluate", "conversion", "--ckpt", str(checkpoint), "--data", str(synthetic_corpus), "--out",
+              str(report), "--n-sources", "2", "--max-seconds", "0.5", "--reconstructions", "0",
+              "--real-per-speaker", "4", "--baseline-vocoder")  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(report.read_text())
+    baseline = result["baseline_vocoder"]
+    assert "pulse train" in baseline["definition"] and baseline["n_pairs"] == result["n_pairs"] == 4
+    assert 0 <= baseline["speaker"]["target_rate"] <= 1 and baseline["content"]["mcd_target"] > 0
+    assert 0 <= baseline["voicing"]["voiced_converted"] <= 1  # what it voices: tests/test_baseline_vocoder.py
+    assert "source-filter baseline" in out.stdout

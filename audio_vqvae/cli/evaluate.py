@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import random
 import time
@@ -18,6 +19,8 @@ from ..data.manifest import SPLITS, Utterance, read_manifest
 from ..data.pairs import pair_fields, spread
 from ..data.prepare import normalize_text
 from ..errors import InputNotFoundError, ManifestError, UsageError
+from ..evaluation.baseline_vocoder import DEFINITION as BASELINE_DEFINITION
+from ..evaluation.baseline_vocoder import SourceFilterBaseline
 from ..evaluation.evaluate import (
     ConversionPair,
     Item,
@@ -26,6 +29,8 @@ from ..evaluation.evaluate import (
     format_conversion_report,
     format_units_report,
 )
+from ..evaluation.metrics.dnsmos import DNSMOS
+from ..evaluation.metrics.speaker_embedding import SpeakerEncoder
 from ..fileio import atomic_write_text
 from ..inference.envelope import check_envelope
 from ..inference.jobs import RealTimeBar
@@ -184,6 +189,9 @@ def run_conversion(
     envelope: float = 0.0,
     seed: int = 0,
     wer: bool = False,
+    dnsmos: bool = False,
+    speaker_embedding: bool = False,
+    baseline_vocoder: bool = False,
     converter: Callable[..., list[torch.Tensor]] | None = None,
 ) -> dict:
     """Convert each (source row, target speaker) pair and score it with ``evaluate_conversion``,
@@ -197,19 +205,26 @@ def run_conversion(
     ``real_per_speaker`` rows per speaker of ``real_split``; the first ``reconstructions`` sources
     are also resynthesised with their own speaker. Every waveform is cropped to ``max_seconds``;
     with ``wer``, pairs whose source or parallel target is longer than that are left out of the
-    word error rates (a cropped reading lacks words of its text).
+    word error rates (a cropped reading lacks words of its text). ``dnsmos`` and ``speaker_embedding``
+    turn on DNSMOS and the speaker-embedding metrics (``listener_scorers``). ``baseline_vocoder`` also
+    converts the same sources with ``evaluation.baseline_vocoder.SourceFilterBaseline`` (the target
+    speakers' f0 ranges from the same real speech the speaker classifier learns from) and scores them
+    the same way, under ``baseline_vocoder``.
 
     Returns:
         ``evaluate_conversion``'s dict, plus ``wall_seconds``: ``generation`` (conversions and
-        reconstructions) and ``metrics``.
+        reconstructions) and ``metrics``, and ``notes``: lines for the report (a metric not asked for
+        whose packages are not installed either).
     Raises:
         SpeakerError: an unknown target speaker.
         UsageError: ``wer`` without pocketsphinx.
+        MissingPackageError: ``dnsmos`` or ``speaker_embedding`` without their packages.
         ManifestError: ``wer`` and no pair has a text and short enough audio.
     """
     data = Path(data_dir)
     check_envelope(model, envelope)
     recognizer = word_recognizer() if wer else None
+    scorer, encoder, notes = listener_scorers(dnsmos, speaker_embedding)
     for _, target in pairs:
         model.speaker_ids([target], 1)  # unknown names fail here, listing the known ones
     # A parallel target: the target speaker's reading of the same text, where the corpus has one.
@@ -256,9 +271,22 @@ def run_conversion(
         seed=seed,
         texts=texts if wer else None,
         recognizer=recognizer,
+        dnsmos=scorer,
+        speaker_encoder=encoder,
     )
+    result["notes"] = notes
     result["wall_seconds"] = {"generation": generated - start, "metrics": time.perf_counter() - generated}
     result["envelope"] = envelope
+    if baseline_vocoder:
+        by_speaker: dict[str, list[torch.Tensor]] = {}
+        for _, wav, speaker in real:
+            by_speaker.setdefault(str(speaker), []).append(wav)
+        vocoded = SourceFilterBaseline(by_speaker, seed)(model, [w for _, w, _ in sources], [t for _, t in pairs])
+        baseline_pairs = [p._replace(converted=w) for p, w in zip(conv_pairs, vocoded)]
+        baseline = evaluate_conversion(model, baseline_pairs, real, seed=seed, texts=texts if wer else None,
+                                       recognizer=recognizer, dnsmos=scorer, speaker_encoder=encoder)  # fmt: skip
+        baseline.pop("pairs")
+        result["baseline_vocoder"] = {"definition": BASELINE_DEFINITION, **baseline}
     return result
 
 
@@ -283,9 +311,21 @@ def cmd_conversion(args: argparse.Namespace) -> int:
         envelope=args.envelope,
         seed=args.seed,
         wer=args.wer,
+        dnsmos=args.dnsmos,
+        speaker_embedding=args.speaker_embedding,
+        baseline_vocoder=args.baseline_vocoder,
     )
     result["checkpoint"] = str(args.ckpt)
-    return write_report(result, format_conversion_report(result), args.out)
+    return write_report(result, conversion_report(result), args.out)
+
+
+def conversion_report(result: dict) -> str:
+    """``format_conversion_report`` of the model's conversions, then of the source-filter baseline's if run."""
+    text = format_conversion_report(result)
+    if result.get("baseline_vocoder"):
+        baseline = result["baseline_vocoder"]
+        text += f"\nsource-filter baseline ({baseline['definition']}):\n" + format_conversion_report(baseline)
+    return text
 
 
 def cmd_prior(args: argparse.Namespace) -> int:
@@ -350,6 +390,32 @@ def word_recognizer():
         return Recognizer()
     except ImportError as e:
         raise UsageError(str(e)) from e
+
+
+EVAL_EXTRA = 'pip install -e ".[eval]"'
+
+
+def listener_scorers(dnsmos: bool, speaker_embedding: bool) -> tuple[DNSMOS | None, SpeakerEncoder | None, list[str]]:
+    """The DNSMOS scorer of ``--dnsmos`` and the speaker encoder of ``--speaker-embedding``, and notes.
+
+    Returns (``metrics.dnsmos.DNSMOS`` or None, ``metrics.speaker_embedding.SpeakerEncoder`` or None,
+    the report's notes): where a metric is not asked for and its packages are not installed either,
+    one line says which extra brings them.
+    Raises:
+        MissingPackageError: a metric asked for without its packages (one line naming the ``eval`` extra).
+    """
+    scorer = DNSMOS() if dnsmos else None
+    encoder = SpeakerEncoder() if speaker_embedding else None
+    missing = [
+        what
+        for wanted, what, modules in (
+            (dnsmos, "DNSMOS naturalness (--dnsmos)", ("speechmos", "onnxruntime")),
+            (speaker_embedding, "speaker-embedding similarity (--speaker-embedding)", ("resemblyzer",)),
+        )
+        if not wanted and not all(importlib.util.find_spec(m) for m in modules)
+    ]
+    notes = [f"{' and '.join(missing)} need {EVAL_EXTRA}"] if missing else []
+    return scorer, encoder, notes
 
 
 def convert_all(model: VQVAE, wavs: list[torch.Tensor], speakers: list[str], **options) -> list[torch.Tensor]:
@@ -449,6 +515,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="word error rate of conversions, sources and parallel targets against the manifests' texts "
         "(pocketsphinx, English; pip install 'audio_vqvae[wer]'); pairs cropped by --max-seconds are left out",
+    )
+    c.add_argument(
+        "--dnsmos",
+        action="store_true",
+        help="naturalness: DNSMOS P.808 and P.835 (SIG, BAK, OVRL) of conversions, resyntheses and real target "
+        f"readings (speechmos, CPU; {EVAL_EXTRA})",
+    )
+    c.add_argument(
+        "--speaker-embedding",
+        action="store_true",
+        help="whose voice the conversions have by a speaker-verification network (resemblyzer, CPU; "
+        f"{EVAL_EXTRA}): cosine to speaker centroids, nearest-centroid identity",
+    )
+    c.add_argument(
+        "--baseline-vocoder",
+        action="store_true",
+        help="also score a source-filter baseline: the mel decoder's frames for the target through a "
+        "pulse-plus-noise LPC vocoder at the source's f0 moved to the target's range (needs a mel decoder)",
     )
     c.set_defaults(func=cmd_conversion)
 

@@ -1,5 +1,5 @@
 """What the model learned: unit discovery against phone alignments, beside an MFCC k-means
-baseline, and voice conversion (speaker identity, content, spectral distance).
+baseline, and voice conversion (speaker identity, content, spectral distance, naturalness).
 
 Both entry points take data already loaded (waveform tensors at ``model.sample_rate``, alignments
 as ``PhoneSegment`` lists) and return plain JSON-ready dicts; ``format_*_report`` turn those into a
@@ -26,9 +26,11 @@ from ..errors import EvaluationError
 from ..inference import extract_tokens
 from ..models.vqvae import VQVAE
 from .metrics.abx import abx_error, abx_items
+from .metrics.dnsmos import DNSMOS, SCORES, naturalness
 from .metrics.features import KMeansUnits
 from .metrics.pitch import PitchTrack, pooled_voicing, yin
 from .metrics.speaker import CHECK_SNR_DB, train_speaker_classifier
+from .metrics.speaker_embedding import SpeakerEncoder, embedding_speaker_metrics
 from .metrics.spectral import MCD_DEFINITION, mcep_alpha, mel_cepstral_distortion, reconstruction_metrics
 from .metrics.units import SILENCE_PHONES, bitrate, is_silence, phone_mapping_accuracy, purity_and_pnmi
 from .metrics.wer import Recognizer, normalize_words, word_errors
@@ -304,8 +306,10 @@ def evaluate_conversion(
     seed: int = 0,
     texts: Sequence[str | None] | None = None,
     recognizer: Recognizer | None = None,
+    dnsmos: DNSMOS | None = None,
+    speaker_encoder: SpeakerEncoder | None = None,
 ) -> dict[str, Any]:
-    """Voice-conversion metrics: speaker identity, content kept, spectral distance.
+    """Voice-conversion metrics: speaker identity, content kept, spectral distance, naturalness.
 
     - **Speaker**: a classifier (``metrics.speaker``: MFCC mean+std statistics, logistic
       regression) is trained in this run on ``real_items`` and their copies with white noise at
@@ -339,6 +343,14 @@ def evaluate_conversion(
     - **Reconstruction**, when ``reconstructions`` is given: mean ``mcd`` and
       ``log_mel_distance_db`` between each original and its resynthesis, frame by frame, and the
       voiced shares ``voiced_resynthesis`` and ``voiced_original``.
+    - **Speaker embedding**, with a ``speaker_encoder`` (``metrics.speaker_embedding``, a pretrained
+      speaker-verification network): group ``speaker_embedding``, nearest-centroid ``target_rate`` and
+      ``source_rate``, mean cosine ``target_similarity`` and ``source_similarity`` of the conversions to
+      the speakers' centroids, made from the same real utterances the classifier above learns from, and
+      on the held-out ones ``accuracy``, ``real_own_similarity``, ``real_other_similarity``. Absent without.
+    - **Naturalness**, with a ``dnsmos`` scorer (``metrics.dnsmos``): group ``naturalness``, mean DNSMOS
+      ``p808``, ``sig``, ``bak``, ``ovrl`` (1..5) of the ``converted`` audio, the ``resynthesis`` and
+      their ``original``, and the parallel ``target_real`` readings (None where there are none). Absent without.
 
     Args:
         model: the VQVAE that produced the conversions (its encoder re-extracts codes).
@@ -354,9 +366,14 @@ def evaluate_conversion(
             turns the word error rates on.
         recognizer: the ``metrics.wer.Recognizer`` to use with ``texts`` (default: a new one, which
             needs ``pip install 'audio_vqvae[wer]'``).
+        dnsmos: a ``metrics.dnsmos.DNSMOS`` (``pip install -e ".[eval]"``): turns naturalness on.
+        speaker_encoder: a ``metrics.speaker_embedding.SpeakerEncoder`` (the same extra): turns the
+            speaker-embedding metrics on.
     Returns:
         A JSON-ready dict with ``speaker``, ``content``, ``voicing``, ``reconstruction`` (None
-        without reconstructions) groups and a ``pairs`` list of per-pair results.
+        without reconstructions) groups, ``speaker_embedding`` and ``naturalness`` where they were
+        asked for, and a ``pairs`` list of per-pair results (with ``embedding_*`` and ``dnsmos_*`` entries
+        where those are).
     Raises:
         EvaluationError: no pairs, real utterances of fewer than two speakers, or a target speaker without any.
         ValueError: ``texts`` not one per pair.
@@ -439,7 +456,7 @@ def evaluate_conversion(
     for name, key, _ in _voicing_audio(pairs[0]):
         voicing[f"voiced_{key}"], voicing[f"f0_{key}_hz"] = pooled_voicing(tracks[name])
     voicing["n_target_real"] = len(tracks["target"])
-    return {
+    result = {
         "sample_rate": sr,
         "n_pairs": len(pairs),
         "speaker": {
@@ -472,6 +489,21 @@ def evaluate_conversion(
         "reconstruction": reconstruction,
         "pairs": per_pair,
     }
+    if speaker_encoder is not None:
+        result["speaker_embedding"], rows = embedding_speaker_metrics(
+            speaker_encoder,
+            [_mono(w) for _, w, _ in real_items],
+            [str(s) for _, _, s in real_items],
+            [(_mono(p.converted), p.source_speaker, p.target_speaker) for p in pairs],
+            sr,
+            held_out_fraction=held_out_fraction,
+            seed=seed,
+        )
+        for row, extra in zip(per_pair, rows):
+            row.update(extra)
+    if dnsmos is not None:
+        result["naturalness"] = _naturalness(dnsmos, pairs, per_pair, reconstructions or [], sr)
+    return result
 
 
 def _voicing_audio(p: ConversionPair) -> tuple[tuple[str, str, Tensor | None], ...]:
@@ -481,6 +513,26 @@ def _voicing_audio(p: ConversionPair) -> tuple[tuple[str, str, Tensor | None], .
         ("source", "source_real", p.source),
         ("target", "target_real", p.target),
     )
+
+
+def _naturalness(
+    scorer: DNSMOS,
+    pairs: Sequence[ConversionPair],
+    rows: list[dict[str, Any]],
+    reconstructions: Sequence[tuple[Tensor, Tensor]],
+    sr: int,
+) -> dict[str, Any]:
+    """``evaluate_conversion``'s DNSMOS group; adds ``dnsmos_converted`` and ``dnsmos_target_real`` to each row."""
+    groups = {
+        "converted": [p.converted for p in pairs],
+        "resynthesis": [b for _, b in reconstructions],
+        "original": [a for a, _ in reconstructions],
+        "target_real": [p.target for p in pairs],
+    }
+    summary, scores = naturalness(scorer, {k: [w if w is None else _mono(w) for w in v] for k, v in groups.items()}, sr)
+    for row, converted, target in zip(rows, scores["converted"], scores["target_real"]):
+        row["dnsmos_converted"], row["dnsmos_target_real"] = converted, target
+    return summary
 
 
 def _word_error_rates(
@@ -522,6 +574,14 @@ def _word_error_rates(
     }
 
 
+NATURALNESS_GROUPS = (  # (key of the naturalness group, label)
+    ("converted", "converted"),
+    ("resynthesis", "resynthesis"),
+    ("original", "resynthesis originals"),
+    ("target_real", "real target readings"),
+)
+
+
 def format_conversion_report(result: Mapping[str, Any]) -> str:
     """A short readable summary of ``evaluate_conversion``' result."""
     spk, content, rec = result["speaker"], result["content"], result["reconstruction"]
@@ -534,6 +594,7 @@ def format_conversion_report(result: Mapping[str, Any]) -> str:
         f"(mean target posterior {number(spk['target_posterior'])})",
         f"  classified as source     {percent(spk['source_rate']):>6} %   "
         f"({spk['n_source_known']} pairs with a known source)",
+        *_embedding_lines(result.get("speaker_embedding")),
         f"  code agreement           {percent(content['code_agreement']):>6} %   "
         f"(chance {percent(content['code_agreement_chance'])} %, {content['n_frames']} frames)",
     ]
@@ -572,4 +633,35 @@ def format_conversion_report(result: Mapping[str, Any]) -> str:
             f"(original {percent(rec.get('voiced_original'))} %)"
             f" ({rec['n']} utterances)"
         )
+    lines += _naturalness_lines(result.get("naturalness"))
+    lines += [f"  note: {note}" for note in result.get("notes", ())]
     return "\n".join(lines)
+
+
+def _embedding_lines(emb: Mapping[str, Any] | None) -> list[str]:
+    """The report's speaker-embedding lines (none when it was not measured)."""
+    if not emb:
+        return []
+    return [
+        f"  embedding: as target     {percent(emb['target_rate']):>6} %   "
+        f"(cosine to the target's centroid {number(emb['target_similarity'])}; Resemblyzer, nearest centroid)",
+        f"  embedding: as source     {percent(emb['source_rate']):>6} %   "
+        f"(cosine to the source's centroid {number(emb['source_similarity'])}, {emb['n_source_known']} pairs)",
+        f"  embedding on real speech {percent(emb['accuracy']):>6} %   "
+        f"(held-out accuracy, {emb['held_out_utterances']} utterances; cosine to their own centroid "
+        f"{number(emb['real_own_similarity'])}, to the others {number(emb['real_other_similarity'])})",
+    ]
+
+
+def _naturalness_lines(nat: Mapping[str, Any] | None) -> list[str]:
+    """The report's DNSMOS table (none when it was not measured)."""
+    if not nat:
+        return []
+    lines = [
+        f"  {'DNSMOS (1-5)':<25}" + " ".join(f"{h:>5}" for h in ("P.808", "SIG", "BAK", "OVRL")) + "   (utterances)"
+    ]
+    for key, label in NATURALNESS_GROUPS:
+        if nat.get(key):
+            g = nat[key]
+            lines.append(f"    {label:<23}" + " ".join(f"{number(g[k], 2):>5}" for k in SCORES) + f"   ({g['n']})")
+    return lines

@@ -201,7 +201,40 @@ def conversion_table(metrics: dict) -> list[Block]:
         ("reconstruction MCD (dB)", number(rec.get("mcd"), 2)),
         ("reconstruction log-mel distance (dB)", number(rec.get("log_mel_distance_db"), 2)),
     )
+    rows += tuple(listener_rows(metrics))
     return [Table(("metric", "value"), rows, "lr"), Paragraph(f"{metrics.get('n_pairs')} conversion pairs.")]
+
+
+def listener_rows(metrics: dict) -> list[tuple[str, str]]:
+    """The conversion table's speaker-embedding and DNSMOS rows, where the metrics JSON has them."""
+    rows = []
+    emb = metrics.get("speaker_embedding")
+    if emb:
+        rows += [
+            ("speaker embedding: nearest-centroid accuracy on real held-out speech (%)", percent(emb.get("accuracy"))),
+            ("speaker embedding: conversions nearest the target speaker (%)", percent(emb.get("target_rate"))),
+            ("speaker embedding: conversions nearest the source speaker (%)", percent(emb.get("source_rate"))),
+            (
+                "speaker embedding: cosine to the target's centroid",
+                f"{number(emb.get('target_similarity'))} (source's {number(emb.get('source_similarity'))}; "
+                f"real speech to its own {number(emb.get('real_own_similarity'))})",
+            ),
+        ]
+    nat = metrics.get("naturalness") or {}
+    for key, label in DNSMOS_ROWS:
+        g = nat.get(key)
+        if g:
+            scores = f"{number(g.get('ovrl'), 2)} ({number(g.get('p808'), 2)}; {number(g.get('sig'), 2)}, "
+            rows.append((f"DNSMOS OVRL, {label} (P.808; SIG, BAK)", f"{scores}{number(g.get('bak'), 2)})"))
+    return rows
+
+
+DNSMOS_ROWS = (  # (key of the naturalness group, label)
+    ("converted", "conversions"),
+    ("resynthesis", "resyntheses"),
+    ("original", "resynthesised originals"),
+    ("target_real", "real target readings"),
+)
 
 
 def _all_rows(data: Path) -> list[Utterance]:

@@ -1,4 +1,4 @@
-"""Linear prediction from log-mel frames, and a noise-excited LPC vocoder of them.
+"""Linear prediction from log-mel frames, and LPC vocoders of them (noise-excited; pulse-plus-noise).
 
 A log-mel frame fixes a smooth power spectrum, hence an autocorrelation, hence an all-pole filter
 ``1 / A(z)`` by the Levinson-Durbin recursion. This is how LPCNet (Valin & Skoglund 2019) gets its
@@ -166,8 +166,37 @@ def noise_vocoder(
     Returns:
         (B, N * hop) float32 waveform on the CPU, clamped to [-1, 1].
     """
+    f0 = torch.zeros(log_mel.size(0), log_mel.size(-1))
+    return pulse_vocoder(log_mel, f0, front_end, hop_length, sample_rate, generator, order)
+
+
+def pulse_vocoder(
+    log_mel: Tensor,
+    f0: Tensor,
+    front_end,
+    hop_length: int,
+    sample_rate: int = 16000,
+    generator: torch.Generator | None = None,
+    order: int = 16,
+) -> Tensor:
+    """The classic source-filter vocoder: a pulse train at f0 where voiced, white noise elsewhere, through
+    the LPC filters of log-mel frames (the excitation at each frame's prediction-error level).
+
+    Args:
+        log_mel: (B, n_mels, N) as ``front_end`` (a ``mel.LogMel``) makes them.
+        f0: (B, N) Hz per frame, 0 where unvoiced (all 0: ``noise_vocoder``).
+        hop_length: samples per frame; sample_rate: Hz.
+        generator: the noise's (a CPU generator); order: p.
+    Returns:
+        (B, N * hop) float32 waveform on the CPU, clamped to [-1, 1].
+    """
     window, basis = front_end.window.cpu(), front_end.basis.cpu()
     a, gain = lpc_from_log_mel(log_mel.cpu(), basis, window, order, sample_rate)  # (B, N, p), (B, N)
     noise = torch.randn(gain.size(0), gain.size(1) * hop_length, generator=generator, dtype=torch.float64)
-    excitation = noise * gain.double().repeat_interleave(hop_length, -1)
+    f = f0.detach().cpu().double().repeat_interleave(hop_length, -1)  # (B, T) Hz per sample
+    cycles = torch.cumsum(f / sample_rate, -1)  # (B, T): a pulse where the phase passes a whole cycle
+    pulse = torch.diff(torch.floor(cycles), dim=-1, prepend=torch.zeros_like(cycles[:, :1])) > 0
+    period = sample_rate / f.clamp_min(1.0)  # samples: a unit pulse per period has mean power 1 / period
+    source = torch.where(f > 0, pulse.double() * period.sqrt(), noise)
+    excitation = source * gain.double().repeat_interleave(hop_length, -1)
     return AllPoleFilter(hop_length)(excitation, a).clamp(-1.0, 1.0)

@@ -2,8 +2,9 @@
 
 Modules: ``units`` (phone-mapping accuracy, purities, PNMI, bitrate), ``abx`` (triphone ABX within
 and across speakers), ``dtw``, ``features`` (code-aligned MFCC frames, the MFCC k-means baseline),
-``speaker`` (the speaker classifier), ``spectral`` (MCD, log-mel distance). The entry points that
-run them on a model are in ``audio_vqvae.evaluation.evaluate``.
+``speaker`` (the speaker classifier), ``spectral`` (MCD, log-mel distance), and with the ``eval`` extra
+``dnsmos`` (naturalness) and ``speaker_embedding`` (a speaker-verification network's similarity). The
+entry points that run them on a model are in ``audio_vqvae.evaluation.evaluate``.
 """
 
 from __future__ import annotations
