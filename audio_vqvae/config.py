@@ -75,8 +75,14 @@ class QuantizerConfig:
 
 @dataclass
 class DecoderConfig:
-    """Speaker-conditioned WaveNet (van den Oord et al. 2016) over mu-law samples."""
+    """Speaker-conditioned WaveNet (van den Oord et al. 2016): over mu-law samples (the paper), or filtering a
+    harmonic-plus-noise excitation at f0 into the waveform (``source_filter``, audio_vqvae/models/nsf.py)."""
 
+    # "mu_law": autoregressive, 256-way softmax over the next sample (the paper). "source_filter": a neural
+    # source-filter model (Wang et al. 2019) on the same layers, one causal pass over sines at f0, trained
+    # with a multi-resolution STFT loss; it voices within a CPU hour where the mu-law WaveNet whispers.
+    kind: Literal["mu_law", "source_filter"] = "mu_law"
+    harmonics: int = 8  # source_filter: sines at f0, 2 f0, ..., harmonics * f0 in the excitation
     residual_channels: int = 128
     gate_channels: int = 256  # split in two halves for tanh and sigmoid
     skip_channels: int = 128
@@ -120,6 +126,8 @@ class ModelConfig:
     # Weight of a speaker classifier on the quantized latents behind a gradient reversal, which pushes
     # speaker information out of the codes (audio_vqvae/models/adversary.py); None: none (the paper).
     speaker_adversary_weight: float | None = None
+    # Weight of the f0 decoder's loss (voicing cross-entropy + L1 of ln f0); source_filter decoders only.
+    f0_loss_weight: float = 1.0
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
@@ -230,6 +238,7 @@ MINIMUM: dict[type, dict[str, int]] = {
         "n_cond_layers": 0,
         "n_speakers": 1,
         "speaker_dim": 1,
+        "harmonics": 1,
     },
     MelDecoderConfig: {"n_mels": 1, "channels": 1, "n_layers": 0, "kernel_size": 1},
     ModelConfig: {"sample_rate": 1, "mu_law_classes": 2},

@@ -17,10 +17,12 @@ import torch
 from torch import Tensor
 
 from .. import generation
+from ..generation.conditioning import conditioning_window
 from ..models.emphasis import DeEmphasis
 from ..models.encoder import length_mask
+from ..models.nsf import SourceFilterWaveNet
 from ..models.vqvae import VQVAE
-from ..models.wavenet import WaveNet
+from ..models.wavenet import GatedStack
 from .envelope import envelope_filters
 
 
@@ -60,6 +62,9 @@ def generate_chunked(
     hop = model.hop_length
     lengths = torch.full((B,), N, dtype=torch.long) if lengths is None else lengths.cpu().long()
     speaker = speaker.to(codes.device)
+    if model.source_filter:
+        yield from source_filter_chunks(model, codes, speaker, lengths, chunk_frames, generator)
+        return
     window = _features(model, codes, speaker, lengths)
     de_emphasis = DeEmphasis(model.pre_emphasis)  # one state per row, carried across chunks
     lengths_dev = lengths.to(codes.device)
@@ -78,6 +83,44 @@ def generate_chunked(
         wav = model.waveform(classes.to(codes.device), de_emphasis)  # (B, n * hop)
         n = wav.size(1) // hop
         yield first, wav * length_mask(lengths_dev - first, n).repeat_interleave(hop, -1).squeeze(1)
+
+
+def source_filter_chunks(
+    model: VQVAE,
+    codes: Tensor,
+    speaker: Tensor,
+    lengths: Tensor,
+    chunk_frames: int,
+    generator: torch.Generator | None = None,
+) -> Iterator[tuple[int, Tensor]]:
+    """A source-filter decoder's waveforms, ``chunk_frames`` frames at a time, equal to one pass.
+
+    Each chunk runs the causal layers over its own excitation and the ``context_frames`` before it
+    (carried from the last chunk), so every kept sample sees its whole receptive field; the source
+    carries its phase and noise. The features and f0 of every frame are computed whole, as with mel
+    conditioning, and the conditioning of each window with ``conditioning_window``.
+
+    Args:
+        codes: (B, N); speaker: (B,) ids on the codes' device; lengths: (B,) frames on the CPU.
+    Yields:
+        ``(first_frame, wav)``: wav (B, n * hop) float32 on the codes' device; zeros past each length.
+    """
+    decoder = model.decoder
+    B, N = codes.shape
+    hop, context = model.hop_length, decoder.context_frames
+    features, f0 = model.synthesis_inputs(model.quantizer.dequantize(codes), speaker, lengths)  # (B, D', N), (B, N)
+    source = decoder.source(B, codes.device, generator)
+    lengths_dev = lengths.to(codes.device)
+    past = features.new_zeros(B, decoder.harmonics, 0)  # excitation of the frames before this chunk
+    for first in range(0, N, max(1, chunk_frames)):
+        end = min(N, first + max(1, chunk_frames))
+        lo = first - past.size(-1) // hop
+        excitation = torch.cat([past, source(f0[:, first:end])], -1)  # (B, H, (end - lo) * hop)
+        cond = conditioning_window(decoder, features, speaker, lengths, lo, end)  # (B, n, L, G)
+        cond = cond.permute(0, 2, 3, 1).unsqueeze(-1)  # (B, L, G, n, 1)
+        wav = decoder.run(excitation, list(cond.unbind(1)))[:, (first - lo) * hop :].float()  # (B, n * hop)
+        past = excitation[..., max(0, excitation.size(-1) - context * hop) :]
+        yield first, wav * length_mask(lengths_dev - first, end - first).repeat_interleave(hop, -1).squeeze(1)
 
 
 def _features(model: VQVAE, codes: Tensor, speaker: Tensor, lengths: Tensor) -> Callable[[int, int], Tensor]:
@@ -99,12 +142,18 @@ def _features(model: VQVAE, codes: Tensor, speaker: Tensor, lengths: Tensor) -> 
 ONE_PASS_BYTES = 64 * 2**20
 
 
-def generation_bytes(wavenet: WaveNet, batch: int, n_frames: int) -> int:
-    """Bytes one ``generation.generate`` pass over a (batch, n_frames) code batch holds: its conditioning
-    (B * N * L * G floats, twice: the native loop lays out a copy) and per sample its uniforms
-    (float32, and float64 for the native loop), classes (int64) and waveform (float32), 24 bytes."""
+def generation_bytes(wavenet: GatedStack, batch: int, n_frames: int) -> int:
+    """Bytes one pass over a (batch, n_frames) code batch holds: its conditioning (B * N * L * G floats,
+    twice: the native loop lays out a copy) and per sample, for a mu-law WaveNet, its uniforms (float32,
+    and float64 for the native loop), classes (int64) and waveform (float32), 24 bytes; for a
+    source-filter WaveNet a layer's activations (excitation, residual, gates, skips; float32)."""
     conditioning = batch * n_frames * len(wavenet.layers) * wavenet.gate_channels * 4
-    return 2 * conditioning + batch * n_frames * wavenet.hop_length * 24
+    per_sample = 24
+    if isinstance(wavenet, SourceFilterWaveNet):
+        layer = wavenet.layers[0]
+        per_sample = 4 * (wavenet.harmonics + 3 * layer.residual_channels + 2 * wavenet.gate_channels)
+        per_sample += 4 * 2 * wavenet.skip_channels
+    return 2 * conditioning + batch * n_frames * wavenet.hop_length * per_sample
 
 
 def decode_stream(

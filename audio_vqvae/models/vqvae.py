@@ -20,7 +20,10 @@ from .emphasis import DeEmphasis, check_coefficient, pre_emphasis
 from .encoder import Encoder, build_encoder, jitter
 from .mel import LogMel, MelDecoder
 from .mel_encoder import MelEncoder
+from .nsf import SourceFilterWaveNet, f0_features, f0_from_prediction, f0_loss
+from .pitch import yin_f0
 from .quantizer import VectorQuantizer
+from .stft_loss import multi_resolution_stft_loss
 from .wavenet import WaveNet, shift_right
 
 
@@ -28,11 +31,13 @@ from .wavenet import WaveNet, shift_right
 class VQVAEOutput:
     """What a teacher-forced pass returns; losses are scalars, metrics are detached scalars."""
 
-    # reconstruction_loss + mel_loss_weight * mel_loss + adversary_weight * adversary_loss
+    # reconstruction_loss + mel_loss_weight * mel_loss + f0_loss_weight * f0_loss + adversary_weight * adversary_loss
     # + quantizer loss (codebook + beta * commitment)
     loss: Tensor
-    reconstruction_loss: Tensor  # cross-entropy of the mu-law classes, nats per sample
+    # cross-entropy of the mu-law classes, nats per sample; a source-filter decoder's multi-resolution STFT loss
+    reconstruction_loss: Tensor
     mel_loss: Tensor  # L1 log-mel error of the auxiliary mel decoder (unweighted); 0 without one
+    f0_loss: Tensor | None  # the f0 decoder's loss (unweighted); None without one
     adversary_loss: Tensor | None  # speaker adversary's cross-entropy (unweighted); None without one
     adversary_accuracy: Tensor | None  # share of frames whose speaker it names; None without one
     codebook_loss: Tensor
@@ -41,7 +46,7 @@ class VQVAEOutput:
     codes_used: Tensor
     dead_codes: Tensor
     codes: Tensor  # (B, N)
-    logits: Tensor  # (B, n_classes, T)
+    logits: Tensor  # (B, n_classes, T); a source-filter decoder's waveform, (B, 1, T)
 
     def metrics(self) -> dict[str, Tensor]:
         """Scalars keyed by slash-grouped names, ready for TensorBoard."""
@@ -55,6 +60,8 @@ class VQVAEOutput:
             "vq/codes_used": self.codes_used,
             "vq/dead_codes": self.dead_codes,
         }
+        if self.f0_loss is not None:
+            metrics["loss/f0"] = self.f0_loss.detach()
         if self.adversary_loss is not None:
             metrics["adversary/loss"] = self.adversary_loss.detach()
             metrics["adversary/accuracy"] = self.adversary_accuracy
@@ -109,7 +116,8 @@ class VQVAE(nn.Module):
     Args:
         encoder: waveform (B, 1, T) to latents (B, D, N) (``Encoder`` or ``MelEncoder``).
         quantizer: latents to codes and quantized latents.
-        decoder: WaveNet conditioned on quantized latents and a speaker.
+        decoder: WaveNet conditioned on quantized latents and a speaker: over mu-law classes, or a
+            ``SourceFilterWaveNet`` (which also needs ``f0_decoder``).
         sample_rate: model sample rate in Hz.
         mu_law_classes: classes of the decoder's categorical output.
         jitter_probability: time-jitter of the quantized latents in training; None is off.
@@ -125,6 +133,10 @@ class VQVAE(nn.Module):
         adversary_weight: weight of that loss (and scale of the encoder's reversed gradient).
         pre_emphasis: the WaveNet models the pre-emphasised waveform ``x_t - a x_{t-1}`` and its
             samples are de-emphasised (``audio_vqvae.models.emphasis``); 0 is off.
+        f0_decoder: a source-filter decoder's f0 predictor from the quantized latents and the speaker
+            (a ``MelDecoder`` with 2 outputs: voicing logit, ln(f0 / 100 Hz)); its loss, times
+            ``f0_loss_weight``, joins the training loss, and its prediction drives generation.
+        f0_loss_weight: weight of that loss.
     """
 
     def __init__(
@@ -141,6 +153,8 @@ class VQVAE(nn.Module):
         pre_emphasis: float = 0.0,
         adversary: SpeakerAdversary | None = None,
         adversary_weight: float = 0.0,
+        f0_decoder: MelDecoder | None = None,
+        f0_loss_weight: float = 1.0,
     ):
         super().__init__()
         self.adversary = adversary
@@ -148,7 +162,14 @@ class VQVAE(nn.Module):
         self.pre_emphasis = check_coefficient(pre_emphasis)
         if mel_conditioning and mel_decoder is None:
             raise ValueError("mel_conditioning needs a mel decoder (set mel_loss_weight)")
-        expected = encoder.proj.out_channels + (mel_decoder.n_mels if mel_conditioning else 0)
+        source_filter = isinstance(decoder, SourceFilterWaveNet)
+        if source_filter and (f0_decoder is None or f0_decoder.n_mels != 2):
+            raise ValueError("a source-filter decoder needs an f0 decoder with 2 outputs")
+        if source_filter and self.pre_emphasis:
+            raise ValueError("a source-filter decoder models the waveform itself: pre_emphasis must be 0")
+        self.f0_decoder = f0_decoder if source_filter else None
+        self.f0_loss_weight = f0_loss_weight
+        expected = encoder.proj.out_channels + (mel_decoder.n_mels if mel_conditioning else 0) + 2 * source_filter
         if decoder.cond_in_channels != expected:
             raise ValueError(f"decoder conditioning input has {decoder.cond_in_channels} channels, {expected} expected")
         if decoder.hop_length != encoder.hop_length:
@@ -186,13 +207,23 @@ class VQVAE(nn.Module):
         if cfg.speaker_adversary_weight is not None and not cfg.speaker_adversary_weight >= 0:
             weight = cfg.speaker_adversary_weight
             raise ConfigError(f"model.speaker_adversary_weight must be >= 0 or null, got {weight}")
+        source_filter = cfg.decoder.kind == "source_filter"
+        if source_filter and cfg.pre_emphasis:
+            raise ConfigError("model.pre_emphasis must be 0 with model.decoder.kind=source_filter")
+        if source_filter and cfg.decoder.input_noise:
+            raise ConfigError("model.decoder.input_noise is for the mu_law decoder; set it to 0 for source_filter")
         with config_section("model.decoder"):
-            decoder = WaveNet(
-                n_classes=cfg.mu_law_classes,
+            sizes = dataclasses.asdict(cfg.decoder)
+            kind, harmonics, input_noise = sizes.pop("kind"), sizes.pop("harmonics"), sizes.pop("input_noise")
+            sizes.update(
                 cond_in_channels=cfg.quantizer.dim + (cfg.mel_decoder.n_mels if cfg.mel_conditioning else 0),
                 hop_length=encoder.hop_length,
-                **dataclasses.asdict(cfg.decoder),
             )
+            if kind == "source_filter":
+                sizes["cond_in_channels"] += 2  # voicing and ln f0 (nsf.f0_features)
+                decoder = SourceFilterWaveNet(harmonics=harmonics, sample_rate=cfg.sample_rate, **sizes)
+            else:
+                decoder = WaveNet(n_classes=cfg.mu_law_classes, input_noise=input_noise, **sizes)
         mel_decoder = None
         if cfg.mel_loss_weight is not None:
             with config_section("model.mel_decoder"):
@@ -201,6 +232,16 @@ class VQVAE(nn.Module):
                     n_speakers=cfg.decoder.n_speakers,
                     speaker_dim=cfg.decoder.speaker_dim,
                     **dataclasses.asdict(cfg.mel_decoder),
+                )
+        f0_decoder = None
+        if source_filter:
+            with config_section("model.mel_decoder"):
+                mel_sizes = {**dataclasses.asdict(cfg.mel_decoder), "n_mels": 2}  # voicing logit, ln(f0 / 100 Hz)
+                f0_decoder = MelDecoder(
+                    in_channels=cfg.quantizer.dim,
+                    n_speakers=cfg.decoder.n_speakers,
+                    speaker_dim=cfg.decoder.speaker_dim,
+                    **mel_sizes,
                 )
         model = cls(
             encoder,
@@ -215,6 +256,8 @@ class VQVAE(nn.Module):
             cfg.pre_emphasis,
             SpeakerAdversary(cfg.quantizer.dim, cfg.decoder.n_speakers) if cfg.speaker_adversary_weight else None,
             cfg.speaker_adversary_weight or 0.0,
+            f0_decoder,
+            cfg.f0_loss_weight,
         )
         model.config = cfg
         return model
@@ -351,7 +394,8 @@ class VQVAE(nn.Module):
             speaker: one speaker for the whole batch or one per utterance: names (str) or ids
                 (int, list, or (B,) int64 tensor); see ``speaker_ids``.
             lengths: (B,) frames of each utterance; None: all N.
-            temperature: sampling temperature; 0 is greedy.
+            temperature: sampling temperature of a mu-law decoder; 0 is greedy. A source-filter decoder
+                has no sampling (its excitation noise is drawn from ``generator``).
         Returns:
             (B, 1, N * hop) float waveform; zeros past each utterance's length.
         """
@@ -359,9 +403,13 @@ class VQVAE(nn.Module):
             codes = codes.unsqueeze(0)
         self.check_codes(codes)
         speaker = self.speaker_ids(speaker, codes.size(0)).to(codes.device)
-        latents = self.conditioning_features(self.quantizer.dequantize(codes), speaker, lengths)  # (B, D', N)
-        classes = generate(self.decoder, latents, speaker, lengths, temperature, generator)  # (B, N * hop)
-        wav = self.waveform(classes)
+        latents, f0 = self.synthesis_inputs(self.quantizer.dequantize(codes), speaker, lengths)  # (B, D', N)
+        if self.source_filter:  # one pass; temperature does not apply
+            excitation = self.decoder.source(codes.size(0), codes.device, generator)(f0)  # (B, H, N * hop)
+            wav = self.decoder(excitation, latents, speaker, lengths).float()
+        else:
+            classes = generate(self.decoder, latents, speaker, lengths, temperature, generator)  # (B, N * hop)
+            wav = self.waveform(classes)
         if lengths is not None:
             mask = torch.arange(wav.size(-1), device=wav.device) < lengths.to(wav.device).unsqueeze(1) * self.hop_length
             wav = wav * mask
@@ -380,9 +428,15 @@ class VQVAE(nn.Module):
         wav = mu_law_decode(classes, self.mu_law_classes)
         return (de_emphasis or DeEmphasis(self.pre_emphasis))(wav)
 
+    @property
+    def source_filter(self) -> bool:
+        """Whether the decoder is a ``SourceFilterWaveNet`` (one pass over an f0 excitation), not mu-law."""
+        return isinstance(self.decoder, SourceFilterWaveNet)
+
     def conditioning_features(self, latents: Tensor, speaker: Tensor, lengths: Tensor | None = None) -> Tensor:
         """What the WaveNet is conditioned on: the quantized latents, and with ``mel_conditioning`` the
-        mel decoder's prediction for the given speakers after them.
+        mel decoder's prediction for the given speakers after them; a source-filter decoder's also
+        has the f0 decoder's predicted voicing and ln f0 (``nsf.f0_features``) last.
 
         Each utterance is predicted on its own first ``lengths[b]`` frames (zeros after), so a batch
         gives every utterance the features it gets alone, whatever the padding.
@@ -390,17 +444,41 @@ class VQVAE(nn.Module):
         Args:
             latents: (B, D, N) quantized latents; speaker: (B,) int64 ids; lengths: (B,) frames or None.
         Returns:
-            (B, D, N), or (B, D + n_mels, N) with mel conditioning.
+            (B, D', N): D, + n_mels with mel conditioning, + 2 with a source-filter decoder.
         """
-        if not self.mel_conditioning:
-            return latents
+        return self.synthesis_inputs(latents, speaker, lengths)[0]
+
+    def synthesis_inputs(
+        self, latents: Tensor, speaker: Tensor, lengths: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """``conditioning_features`` and, for a source-filter decoder, the predicted f0 that drives its source.
+
+        Returns:
+            (B, D', N) features and (B, N) f0 in Hz (0 where unvoiced), or None for a mu-law decoder.
+        """
+        if not self.mel_conditioning and not self.source_filter:
+            return latents, None
         if lengths is None:
-            return torch.cat([latents, self.mel_decoder(latents, speaker).to(latents.dtype)], 1)
-        out = latents.new_zeros(latents.size(0), latents.size(1) + self.mel_decoder.n_mels, latents.size(2))
+            return self._predicted_features(latents, speaker)
+        B, D, N = latents.shape
+        out = latents.new_zeros(B, D + self.decoder.cond_in_channels - D, N)
+        f0 = latents.new_zeros(B, N) if self.source_filter else None
         for b, n in enumerate(lengths.tolist()):
-            one = latents[b : b + 1, :, :n]  # (1, D, n)
-            out[b : b + 1, :, :n] = torch.cat([one, self.mel_decoder(one, speaker[b : b + 1]).to(one.dtype)], 1)
-        return out
+            one, f0_one = self._predicted_features(latents[b : b + 1, :, :n], speaker[b : b + 1])  # (1, D', n)
+            out[b : b + 1, :, :n] = one
+            if f0 is not None:
+                f0[b, :n] = f0_one[0]
+        return out, f0
+
+    def _predicted_features(self, latents: Tensor, speaker: Tensor) -> tuple[Tensor, Tensor | None]:
+        parts = [latents]
+        if self.mel_conditioning:
+            parts.append(self.mel_decoder(latents, speaker).to(latents.dtype))
+        f0 = None
+        if self.source_filter:
+            f0 = f0_from_prediction(self.f0_decoder(latents, speaker))  # (B, N)
+            parts.append(f0_features(f0).to(latents.dtype))
+        return torch.cat(parts, 1), f0
 
     def encode_crop(self, crop: EncoderCrop, n_frames: int) -> Tensor:
         """(B, D, n_frames) encoder outputs of the crops in ``crop``: frames ``first_frame[b] + [0, n_frames)``."""
@@ -433,13 +511,26 @@ class VQVAE(nn.Module):
             adversary_loss, adversary_accuracy = self.adversary(latents, speaker)
         if self.training and self.jitter_probability:
             latents = jitter(latents, self.jitter_probability)
-        targets = mu_law_encode(pre_emphasis(wav.squeeze(1), self.pre_emphasis), self.mu_law_classes)  # (B, T)
-        inputs = shift_right(targets, self.mu_law_classes // 2)
         mel = self.mel_decoder(latents, speaker) if self.mel_decoder is not None else None  # (B, n_mels, N)
         cond = torch.cat([latents, mel.to(latents.dtype)], 1) if self.mel_conditioning else latents
-        logits = self.decoder(inputs, cond, speaker)  # (B, C, T)
-        reconstruction = F.cross_entropy(logits.float(), targets)
+        f0_term = None
+        if self.source_filter:
+            # Teacher forcing: the real f0 drives the source and the features; the f0 decoder learns to
+            # predict it from the codes and the speaker, without pulling pitch into the codes (detached).
+            f0 = yin_f0(wav.squeeze(1), self.sample_rate, self.hop_length, center=True).to(wav.dtype)  # (B, N)
+            f0_term = f0_loss(self.f0_decoder(latents.detach(), speaker), f0)
+            cond = torch.cat([cond, f0_features(f0).to(cond.dtype)], 1)
+            excitation = self.decoder.source(wav.size(0), wav.device, training=self.training)(f0)  # (B, H, T)
+            logits = self.decoder(excitation, cond, speaker).unsqueeze(1)  # (B, 1, T) waveform
+            reconstruction = multi_resolution_stft_loss(logits.squeeze(1), wav.squeeze(1))
+        else:
+            targets = mu_law_encode(pre_emphasis(wav.squeeze(1), self.pre_emphasis), self.mu_law_classes)  # (B, T)
+            inputs = shift_right(targets, self.mu_law_classes // 2)
+            logits = self.decoder(inputs, cond, speaker)  # (B, C, T)
+            reconstruction = F.cross_entropy(logits.float(), targets)
         loss = reconstruction + q.loss
+        if f0_term is not None:
+            loss = loss + self.f0_loss_weight * f0_term
         mel_loss = reconstruction.new_zeros(())
         if mel is not None:
             mel_loss = F.l1_loss(mel.float(), self.log_mel(wav.squeeze(1)))  # target (B, n_mels, N)
@@ -450,6 +541,7 @@ class VQVAE(nn.Module):
             loss=loss,
             reconstruction_loss=reconstruction,
             mel_loss=mel_loss,
+            f0_loss=f0_term,
             adversary_loss=adversary_loss,
             adversary_accuracy=adversary_accuracy,
             codebook_loss=q.codebook_loss,

@@ -5,6 +5,7 @@ conditioning, 256-way mu-law output, and cached incremental generation (Paine et
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -73,31 +74,30 @@ class GenerationState:
     t: int = 0  # index of the next sample
 
 
-class WaveNet(nn.Module):
-    """Speaker-conditioned WaveNet over mu-law classes.
+class GatedStack(nn.Module):
+    """What every WaveNet here shares: the conditioning network, the speaker table and the gated layers.
 
-    Local conditioning: the quantized latents (B, D, N) go through ``n_cond_layers`` kernel-3 convs at
-    the frame rate, then one 1x1 conv gives every layer's gate bias at once; a speaker embedding
-    projected the same way is added. Both are constant within a frame, so upsampling to the sample
-    rate is repetition by ``hop_length``, done by broadcasting.
+    Local conditioning: the frame-rate features (B, D, N) go through ``n_cond_layers`` kernel-3 convs,
+    then one 1x1 conv gives every layer's gate bias at once; a speaker embedding projected the same
+    way is added. Both are constant within a frame, so upsampling to the sample rate is repetition by
+    ``hop_length``, done by broadcasting. Subclasses add an input and an output.
 
     Args:
-        n_classes: mu-law classes of the input and output (256).
-        cond_in_channels: D, channels of the latents.
-        hop_length: samples per latent frame.
+        cond_in_channels: D, channels of the frame-rate features.
+        hop_length: samples per frame.
         residual_channels, gate_channels, skip_channels: R, G, S.
         kernel_size: taps of each dilated causal conv (2).
         layers_per_stack, n_stacks: dilations 1, 2, ..., 2**(layers_per_stack - 1), repeated n_stacks times.
         cond_channels: width of the frame-rate conditioning network.
-        n_cond_layers: its kernel-3 convs (0: latents projected directly).
+        n_cond_layers: its kernel-3 convs (0: features projected directly).
         n_speakers, speaker_dim: global conditioning table.
-        input_noise: std, in classes, of the Gaussian noise added to ``inputs`` in training mode
-            (``inject_noise``); 0: none.
+        input_layer: (attribute name, factory of the input module from R), built before the rest so
+            that a seed gives every subclass's weights in the order the first WaveNet drew them.
     """
 
     def __init__(
         self,
-        n_classes: int = 256,
+        input_layer: tuple[str, Callable[[int], nn.Module]],
         cond_in_channels: int = 64,
         hop_length: int = 64,
         residual_channels: int = 128,
@@ -110,18 +110,13 @@ class WaveNet(nn.Module):
         n_cond_layers: int = 2,
         n_speakers: int = 1,
         speaker_dim: int = 64,
-        input_noise: float = 0.0,
     ):
         super().__init__()
-        if not 0.0 <= input_noise < float("inf"):
-            raise ValueError(f"WaveNet input_noise must be a finite std >= 0, got {input_noise}")
-        self.input_noise = input_noise
         if kernel_size < 2:
             raise ValueError(f"WaveNet kernel_size must be >= 2, got {kernel_size}")
         if n_speakers < 1:
             raise ValueError(f"n_speakers must be >= 1, got {n_speakers}")
         sizes = {
-            "n_classes": (n_classes, 2),
             "cond_in_channels": (cond_in_channels, 1),
             "hop_length": (hop_length, 1),
             "residual_channels": (residual_channels, 1),
@@ -136,15 +131,14 @@ class WaveNet(nn.Module):
         for name, (value, minimum) in sizes.items():
             if value < minimum:  # found here, not as a shape error deep inside a conv
                 raise ValueError(f"WaveNet {name} must be >= {minimum}, got {value}")
-        self.n_classes = n_classes
         self.cond_in_channels = cond_in_channels
         self.hop_length = hop_length
         self.gate_channels = gate_channels
+        self.skip_channels = skip_channels
         self.n_speakers = n_speakers
         self.receptive_field = receptive_field(kernel_size, layers_per_stack, n_stacks)
         dilations = [2**i for _ in range(n_stacks) for i in range(layers_per_stack)]
-        # An embedding of the previous sample's class is a one-hot input followed by a 1x1 conv.
-        self.input_embedding = nn.Embedding(n_classes, residual_channels)
+        setattr(self, input_layer[0], input_layer[1](residual_channels))
         self.speaker_embedding = nn.Embedding(n_speakers, speaker_dim)
         cond_net: list[nn.Module] = []
         for i in range(n_cond_layers):
@@ -158,9 +152,6 @@ class WaveNet(nn.Module):
         self.speaker_proj = nn.Linear(speaker_dim, n_layers * gate_channels, bias=False)
         self.layers = nn.ModuleList(
             ResidualLayer(residual_channels, gate_channels, skip_channels, kernel_size, d) for d in dilations
-        )
-        self.head = nn.Sequential(
-            nn.ReLU(), nn.Conv1d(skip_channels, skip_channels, 1), nn.ReLU(), nn.Conv1d(skip_channels, n_classes, 1)
         )
 
     def check_speakers(self, speaker: Tensor) -> None:
@@ -194,6 +185,37 @@ class WaveNet(nn.Module):
         c = c + self.speaker_proj(self.speaker_embedding(speaker)).unsqueeze(-1)
         return c.view(B, len(self.layers), self.gate_channels, N)
 
+    def skips(self, x: Tensor, cond: list[Tensor]) -> Tensor:
+        """The layers on a (B, R, T) input with per-layer conditioning (B, G, T) or (B, G, N, 1): (B, S, T) skips."""
+        skips = 0
+        for layer, c in zip(self.layers, cond):
+            x, skip = layer(x, c)
+            skips = skips + skip
+        return skips
+
+
+class WaveNet(GatedStack):
+    """Speaker-conditioned WaveNet over mu-law classes (``GatedStack`` with a class embedding and a softmax head).
+
+    Args:
+        n_classes: mu-law classes of the input and output (256).
+        input_noise: std, in classes, of the Gaussian noise added to ``inputs`` in training mode
+            (``inject_noise``); 0: none.
+        **stack: ``GatedStack``'s sizes.
+    """
+
+    def __init__(self, n_classes: int = 256, input_noise: float = 0.0, **stack):
+        if not 0.0 <= input_noise < float("inf"):
+            raise ValueError(f"WaveNet input_noise must be a finite std >= 0, got {input_noise}")
+        if n_classes < 2:
+            raise ValueError(f"WaveNet n_classes must be >= 2, got {n_classes}")
+        # An embedding of the previous sample's class is a one-hot input followed by a 1x1 conv.
+        super().__init__(("input_embedding", lambda R: nn.Embedding(n_classes, R)), **stack)
+        self.input_noise = input_noise
+        self.n_classes = n_classes
+        S = self.skip_channels
+        self.head = nn.Sequential(nn.ReLU(), nn.Conv1d(S, S, 1), nn.ReLU(), nn.Conv1d(S, n_classes, 1))
+
     def forward(self, inputs: Tensor, latents: Tensor, speaker: Tensor) -> Tensor:
         """Teacher-forced logits: output t depends on ``inputs[:, :t + 1]`` only (causal).
 
@@ -218,11 +240,7 @@ class WaveNet(nn.Module):
     def _run(self, inputs: Tensor, cond: list[Tensor]) -> Tensor:
         """Layer stack on (B, T) inputs with per-layer conditioning (B, G, T) or (B, G, N, 1)."""
         x = self.input_embedding(inputs).transpose(1, 2)  # (B, R, T)
-        skips = 0
-        for layer, c in zip(self.layers, cond):
-            x, skip = layer(x, c)
-            skips = skips + skip
-        return self.head(skips)  # (B, n_classes, T)
+        return self.head(self.skips(x, cond))  # (B, n_classes, T)
 
     # ---- incremental generation -------------------------------------------------------------
     def init_state(self, latents: Tensor, speaker: Tensor, lengths: Tensor | None = None) -> GenerationState:

@@ -1,20 +1,7 @@
 """f0 and voicing of a recording with YIN: is a conversion voiced at all, and at what pitch.
 
-YIN (de Cheveigné & Kawahara 2002, "YIN, a fundamental frequency estimator for speech and
-music"), steps 2 to 5 of the paper, on frames of ``frame_ms`` every ``hop_ms``:
-
-- the difference function ``d(tau) = sum_{j<W} (x_j - x_{j+tau})^2`` over an integration window
-  of W samples, from the frame's autocorrelation by FFT;
-- its cumulative mean normalised form ``d'(tau) = d(tau) tau / sum_{k=1}^{tau} d(k)``,
-  ``d'(0) = 1``, which stays near 1 for noise and dips towards 0 at the period of a periodic
-  signal;
-- the absolute threshold: the first lag in [sr / fmax, sr / fmin] where d' falls below
-  ``threshold``, then down to the bottom of that dip; a frame with no such dip is **unvoiced**
-  (where the paper falls back on the global minimum, we want a voicing decision);
-- parabolic interpolation of d' around the chosen lag, f0 = sr / lag.
-
-A frame more than ``silence_db`` below the recording's loudest frame (or digitally silent) is
-unvoiced whatever its d': low-level noise and room tone are not voice. Whisper-like output, the
+The YIN of ``audio_vqvae.models.pitch.yin_f0`` (de Cheveigné & Kawahara 2002, with a voicing
+decision and a silence floor), on frames of ``frame_ms`` every ``hop_ms``. Whisper-like output, the
 WaveNet decoder's failure after short trainings, shows as a small voiced share.
 """
 
@@ -26,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import Tensor
+
+from ...models.pitch import yin_f0
 
 
 @dataclass(frozen=True)
@@ -72,46 +61,12 @@ def yin(
     Returns:
         A ``PitchTrack`` with N = T // hop frames, frame n starting at sample n * hop.
     """
-    if not 0 < fmin < fmax < sample_rate / 2:
-        raise ValueError(f"need 0 < fmin < fmax < sample_rate / 2, got fmin={fmin}, fmax={fmax}")
-    x = torch.as_tensor(wav).detach().to("cpu", torch.float64).reshape(-1).numpy()
     hop = max(1, round(sample_rate * hop_ms / 1000))
-    W = max(2, round(sample_rate * frame_ms / 1000))
-    tau_min, tau_max = max(2, int(sample_rate / fmax)), int(np.ceil(sample_rate / fmin))
-    n = x.size // hop
-    if n == 0:
-        return PitchTrack(np.zeros(0), np.zeros(0, dtype=bool), hop / sample_rate)
-    L = W + tau_max + 1
-    frames = np.lib.stride_tricks.sliding_window_view(np.pad(x, (0, L)), L)[: n * hop : hop]  # (N, L)
-
-    # d(tau) = e(0) + e(tau) - 2 r(tau): window energies and cross-correlation of x[:W] with x.
-    n_fft = 1 << (2 * L - 1).bit_length()
-    r = np.fft.irfft(np.fft.rfft(frames, n_fft) * np.conj(np.fft.rfft(frames[:, :W], n_fft)), n_fft)
-    r = r[:, : tau_max + 1]  # (N, tau_max + 1)
-    sq = np.concatenate([np.zeros((n, 1)), np.cumsum(frames**2, axis=1)], axis=1)  # (N, L + 1)
-    energy = sq[:, W : W + tau_max + 1] - sq[:, : tau_max + 1]  # (N, tau_max + 1), e(tau)
-    d = np.maximum(energy[:, :1] + energy - 2 * r, 0.0)  # (N, tau_max + 1)
-
-    cumulative = np.cumsum(d[:, 1:], axis=1)  # (N, tau_max)
-    taus = np.arange(1, tau_max + 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cmnd = np.where(cumulative > 0, d[:, 1:] * taus / cumulative, 1.0)  # (N, tau_max), d'(1..tau_max)
-    cmnd = np.concatenate([np.ones((n, 1)), cmnd], axis=1)  # (N, tau_max + 1), d'(0) = 1
-
-    f0 = np.full(n, np.nan)
-    frame_energy = energy[:, 0]  # e(0): the integration window's energy
-    loud = frame_energy > max(frame_energy.max(), 1e-20) * 10 ** (silence_db / 10)
-    below = cmnd[:, tau_min : tau_max + 1] < threshold  # (N, lags)
-    for i in np.flatnonzero(below.any(axis=1) & loud):
-        tau = tau_min + int(np.argmax(below[i]))
-        while tau < tau_max and cmnd[i, tau + 1] < cmnd[i, tau]:  # to the bottom of the dip
-            tau += 1
-        shift = 0.0
-        if tau_min <= tau < tau_max:
-            a, b, c = cmnd[i, tau - 1], cmnd[i, tau], cmnd[i, tau + 1]
-            if a - 2 * b + c > 0:
-                shift = 0.5 * (a - c) / (a - 2 * b + c)
-        f0[i] = sample_rate / (tau + shift)
+    x = torch.as_tensor(wav).detach().to("cpu", torch.float64).reshape(-1)
+    f0 = yin_f0(
+        x, sample_rate, hop, fmin=fmin, fmax=fmax, threshold=threshold, frame_ms=frame_ms, silence_db=silence_db
+    ).numpy()
+    f0 = np.where(f0 > 0, f0, np.nan)
     return PitchTrack(f0, ~np.isnan(f0), hop / sample_rate)
 
 
