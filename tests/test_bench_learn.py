@@ -22,11 +22,16 @@ def learn(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
+def tiny_run(corpus: Path, exp: Path, *budget: str) -> list[str]:
+    """bench/learn.py's arguments for the tiny demo model in 2 segments of ``budget`` (--minutes or --steps)."""
+    return ["--data", str(corpus), "--preset", "tiny", "--config", "recipes/demo/conf/tiny.yaml",
+            "--set", "train.steps=100000", *budget, "--points", "2", "--conversion-sources", "1",
+            "--max-seconds", "0.3", "--abx-context", "any", "--out", str(exp)]  # fmt: skip
+
+
 def test_learn_trains_in_segments_and_reports_units_and_conversion(synthetic_corpus, tmp_path):
     exp = tmp_path / "exp"
-    args = ["--data", str(synthetic_corpus), "--preset", "tiny", "--config", "recipes/demo/conf/tiny.yaml",
-            "--set", "train.steps=100000", "--minutes", "0.05", "--points", "2", "--conversion-sources", "1",
-            "--max-seconds", "0.3", "--abx-context", "any", "--out", str(exp)]  # fmt: skip
+    args = tiny_run(synthetic_corpus, exp, "--minutes", "0.05")
     out = learn(*args)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     report = json.loads((exp / "learn.json").read_text())
@@ -51,10 +56,7 @@ def test_learn_trains_in_segments_and_reports_units_and_conversion(synthetic_cor
 def test_learn_with_a_step_budget_puts_its_points_at_fixed_steps(synthetic_corpus, tmp_path):
     """--steps: the same points whatever else the machine is doing (wall time varies, steps do not)."""
     exp = tmp_path / "exp"
-    args = ["--data", str(synthetic_corpus), "--preset", "tiny", "--config", "recipes/demo/conf/tiny.yaml",
-            "--set", "train.steps=100000", "--steps", "6", "--points", "2", "--conversion-sources", "1",
-            "--max-seconds", "0.3", "--abx-context", "any", "--out", str(exp)]  # fmt: skip
-    out = learn(*args)
+    out = learn(*tiny_run(synthetic_corpus, exp, "--steps", "6"))
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     report = json.loads((exp / "learn.json").read_text())
     assert [p["step"] for p in report["points"]] == [3, 6] and report["steps"] == 6 and report["minutes"] is None
