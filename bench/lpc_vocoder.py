@@ -29,17 +29,10 @@ import torch
 
 from audio_vqvae.cli.evaluate import conversion_pairs, convert_all, run_conversion, split_rows
 from audio_vqvae.errors import AudioVQVAEError, debug_requested
+from audio_vqvae.evaluation.baseline_vocoder import predicted_log_mel
 from audio_vqvae.evaluation.evaluate import format_conversion_report
 from audio_vqvae.models.lpc import noise_vocoder
 from audio_vqvae.models.vqvae import VQVAE
-
-
-@torch.no_grad()
-def predicted_log_mel(model: VQVAE, wav: torch.Tensor, speaker: str) -> torch.Tensor:
-    """(1, n_mels, N) the mel decoder's frames of ``wav``'s codes for ``speaker``."""
-    n = wav.numel() // model.hop_length
-    latents = model.quantizer.dequantize(model.encode(wav[: n * model.hop_length]))  # (1, D, N)
-    return model.mel_decoder(latents, model.speaker_ids([speaker], 1)).float()
 
 
 def lpc_converter(seed: int, excitation: str):
@@ -51,7 +44,8 @@ def lpc_converter(seed: int, excitation: str):
             return convert_all(model, wavs, speakers, **options, envelope=1.0)
         generator = torch.Generator().manual_seed(seed)
         front, hop, sr = model.log_mel, model.hop_length, model.sample_rate
-        mels = [predicted_log_mel(model, wav, speaker) for wav, speaker in zip(wavs, speakers)]
+        whole = [wav[: wav.numel() // hop * hop] for wav in wavs]  # the frames of whole hops
+        mels = [predicted_log_mel(model, wav, speaker) for wav, speaker in zip(whole, speakers)]
         return [noise_vocoder(mel, front, hop, sr, generator)[0] for mel in mels]
 
     return convert

@@ -32,6 +32,14 @@ def frame_f0(model: VQVAE, wav: Tensor) -> Tensor:
     return yin_f0(wav.reshape(-1), model.sample_rate, model.hop_length, center=True).float()
 
 
+@torch.no_grad()
+def predicted_log_mel(model: VQVAE, wav: Tensor, speaker: str | int) -> Tensor:
+    """(1, n_mels, N) the mel decoder's frames of ``wav``'s codes for ``speaker``, on the model's device."""
+    device = next(model.parameters()).device
+    latents = model.quantizer.dequantize(model.encode(wav.to(device)))  # (1, D, N)
+    return model.mel_decoder(latents, model.speaker_ids(speaker, 1).to(device)).float()
+
+
 def log_f0_statistics(f0s: Sequence[Tensor]) -> tuple[float, float] | None:
     """Mean and standard deviation of ln f0 over the voiced frames of several tracks; None with fewer than 2."""
     voiced = torch.cat([f[f > 0] for f in f0s]) if f0s else torch.zeros(0)
@@ -83,13 +91,10 @@ class SourceFilterBaseline:
         if model.mel_decoder is None:
             raise EvaluationError("the source-filter baseline needs a model with a mel decoder (model.mel_loss_weight)")
         generator = torch.Generator().manual_seed(self.seed)
-        device = next(model.parameters()).device
         out = []
         for wav, speaker in zip(wavs, speakers):
-            codes = model.encode(wav.to(device))  # (1, N)
-            ids = model.speaker_ids(speaker, 1).to(device)
-            mel = model.mel_decoder(model.quantizer.dequantize(codes), ids).float()  # (1, n_mels, N)
-            f0 = frame_f0(model, wav)[: codes.size(1)]
+            mel = predicted_log_mel(model, wav, speaker)  # (1, n_mels, N)
+            f0 = frame_f0(model, wav)[: mel.size(-1)]
             f0 = move_f0(f0, log_f0_statistics([f0]), self._target(model, speaker))
             out.append(pulse_vocoder(mel, f0.unsqueeze(0), model.log_mel, model.hop_length, model.sample_rate,
                                      generator)[0])  # fmt: skip
