@@ -93,7 +93,7 @@ def test_vctk_recipe_fails_on_a_bad_corpus_and_a_bad_conf(tmp_path):
     out = run_script("recipes/vctk/run.sh", "--corpus", str(tmp_path / "empty"), "--out", str(tmp_path / "exp"))
     assert out.returncode != 0 and "== stage 2" not in out.stdout
     out = run_script("recipes/vctk/run.sh", "--conf", "huge", "--out", str(tmp_path / "exp"))
-    assert out.returncode == 2 and "paper, gpu or debug" in out.stderr
+    assert out.returncode == 2 and "paper, gpu, cpu or debug" in out.stderr
 
 
 @pytest.mark.parametrize("recipe", ["demo", "vctk", "units"])

@@ -12,6 +12,14 @@ from audio_vqvae.config import DecoderConfig, EncoderConfig, MelDecoderConfig, M
 from audio_vqvae.errors import ConfigError
 from audio_vqvae.evaluation.metrics.pitch import yin
 from audio_vqvae.inference.synthesis import decode_chunked, decode_stream
+from audio_vqvae.models.lpc import (
+    ExcitationFilter,
+    frame_filter,
+    impulse_responses,
+    lpc_from_log_mel,
+    prediction_error,
+)
+from audio_vqvae.models.mel import LogMel
 from audio_vqvae.models.nsf import SourceFilterWaveNet, f0_features, f0_from_prediction, f0_loss
 from audio_vqvae.models.pitch import yin_f0
 from audio_vqvae.models.source import HarmonicSource, NoiseStream
@@ -196,8 +204,9 @@ def test_training_pass_learns_from_the_stft_and_f0_losses_and_the_f0_decoder_lea
     assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.encoder.parameters())
 
 
-def test_decode_in_pieces_equals_one_pass_for_a_padded_batch():
-    model = tiny_model()
+@pytest.mark.parametrize("lpc_order", [0, 4])
+def test_decode_in_pieces_equals_one_pass_for_a_padded_batch(lpc_order):
+    model = tiny_model(lpc_order=lpc_order)
     model.f0_decoder.conv_out.bias.data[0] = 5.0  # voiced everywhere, so the sines are in play
     codes, lengths, speaker = torch.randint(0, 16, (2, 40)), torch.tensor([40, 23]), torch.tensor([0, 2])
     whole = model.decode(codes, speaker, lengths, generator=torch.Generator().manual_seed(1))  # (2, 1, 640)
@@ -220,6 +229,68 @@ def test_decode_in_pieces_equals_one_pass_for_a_padded_batch():
         for b, row in enumerate(rows):
             assert row.shape == (int(lengths[b]) * HOP,)
             torch.testing.assert_close(row, whole[b, 0, : row.numel()], atol=1e-6, rtol=0)
+
+
+def test_an_lpc_decoder_is_trained_through_the_real_frames_filters_and_decodes_through_the_predicted_ones():
+    model = tiny_model(lpc_order=4).train()
+    wav = torch.stack([_tone(140, 0.25), _tone(200, 0.25)]).float().unsqueeze(1)  # (2, 1, 4000)
+    out = model(wav, torch.tensor([0, 1]))
+    torch.testing.assert_close(out.reconstruction_loss, multi_resolution_stft_loss(out.logits.squeeze(1), wav[:, 0]))
+    out.reconstruction_loss.backward()
+    assert model.decoder.source_proj.weight.grad.abs().sum() > 0  # through the filter to the layers
+    model.eval()
+    codes, speaker = out.codes, torch.tensor([0, 1])
+    features, f0 = model.synthesis_inputs(model.quantizer.dequantize(codes), speaker)
+    with torch.no_grad():
+        source = model.decoder.source(2, "cpu", torch.Generator().manual_seed(1))(f0)
+        excitation = model.decoder(source, features, speaker)
+    expected = ExcitationFilter(model.log_mel, HOP, SR, 4)(excitation, model.feature_log_mel(features)).clamp(-1, 1)
+    decoded = model.decode(codes, speaker, generator=torch.Generator().manual_seed(1))[:, 0]
+    torch.testing.assert_close(decoded, expected)
+    assert not torch.allclose(decoded, excitation.float(), atol=1e-3)
+
+
+def test_impulse_responses_are_the_all_pole_recursions():
+    from scipy.signal import lfilter
+
+    a = torch.tensor([[-1.6, 0.9], [0.5, 0.2]])  # two stable filters
+    h = impulse_responses(a, 64)
+    for row, coefficients in zip(h, a):
+        impulse = np.zeros(64)
+        impulse[0] = 1.0
+        reference = lfilter([1.0], np.concatenate([[1.0], coefficients.double().numpy()]), impulse)
+        np.testing.assert_allclose(row.numpy(), reference, atol=1e-5)
+
+
+def test_frame_filter_with_one_response_is_a_convolution_and_with_two_switches_per_hop():
+    x, h = torch.randn(1, 5 * HOP, dtype=torch.float64), torch.randn(1, 1, 40, dtype=torch.float64)
+    same = frame_filter(x, h.expand(1, 5, 40), HOP)
+    np.testing.assert_allclose(same[0].numpy(), np.convolve(x[0].numpy(), h[0, 0].numpy()), atol=1e-5)
+    switched = h.expand(1, 5, 40).clone()
+    switched[:, 3:] *= -1  # hops 3 and 4 through the negated response
+    expected = np.convolve(x[0, : 3 * HOP].numpy(), h[0, 0].numpy())
+    expected = np.pad(expected, (0, 2 * HOP))
+    expected[3 * HOP :] -= np.convolve(x[0, 3 * HOP :].numpy(), h[0, 0].numpy())
+    np.testing.assert_allclose(frame_filter(x, switched, HOP)[0].numpy(), expected, atol=1e-5)
+
+
+def test_the_excitation_filter_in_pieces_equals_one_pass_and_rebuilds_speech_from_its_residual():
+    """Any split of a stream (pieces shorter than the responses included) gives the whole's output; the
+    LPC residual of a waveform, each frame at unit level, comes back as the waveform (up to the filters'
+    switching at hop edges); louder frames give a louder output."""
+    front_end = LogMel(SR, HOP, 20)
+    wav = torch.stack([_tone(140, 0.2), 0.3 * _tone(230, 0.2) + 0.01 * torch.randn(3200, dtype=torch.float64)]).float()
+    log_mel = front_end(wav)  # (2, 20, 200)
+    a, gain = lpc_from_log_mel(log_mel, front_end.basis, front_end.window, 12, SR)
+    residual = prediction_error(wav, a, HOP) / gain.repeat_interleave(HOP, -1)
+    whole = ExcitationFilter(front_end, HOP, SR, 12)(residual, log_mel)
+    lpc = ExcitationFilter(front_end, HOP, SR, 12)
+    pieces = [lpc(residual[:, a * HOP : b * HOP], log_mel[..., a:b]) for a, b in ((0, 7), (7, 8), (8, 200))]
+    torch.testing.assert_close(torch.cat(pieces, -1), whole, atol=1e-5, rtol=0)
+    error = (whole - wav)[:, 1000:].pow(2).mean() / wav[:, 1000:].pow(2).mean()
+    assert float(error) < 0.01  # within 20 dB
+    louder = ExcitationFilter(front_end, HOP, SR, 12)(residual, log_mel + math.log(4.0))
+    assert float(louder.std() / whole.std()) == pytest.approx(2.0, rel=0.05)  # 4x the power, up to the log floor
 
 
 def test_a_piece_without_its_past_excitation_would_differ():
@@ -245,6 +316,10 @@ def test_stream_ignores_sampling_options_and_rejects_bad_codes():
 
 
 def test_config_errors_name_the_key():
+    with pytest.raises(ConfigError, match="lpc_order is for"):
+        VQVAE.from_config(ModelConfig(decoder=DecoderConfig(lpc_order=16)))
+    with pytest.raises(ConfigError, match="lpc_order needs model.mel_conditioning"):
+        VQVAE.from_config(ModelConfig(decoder=DecoderConfig(kind="source_filter", lpc_order=16)))
     with pytest.raises(ConfigError, match="pre_emphasis"):
         VQVAE.from_config(ModelConfig(pre_emphasis=0.85, decoder=DecoderConfig(kind="source_filter")))
     with pytest.raises(ConfigError, match="input_noise"):

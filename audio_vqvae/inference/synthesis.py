@@ -22,7 +22,6 @@ from ..models.emphasis import DeEmphasis
 from ..models.encoder import length_mask
 from ..models.nsf import SourceFilterWaveNet
 from ..models.vqvae import VQVAE
-from ..models.wavenet import GatedStack
 from .envelope import envelope_filters
 
 
@@ -97,8 +96,9 @@ def source_filter_chunks(
 
     Each chunk runs the causal layers over its own excitation and the ``context_frames`` before it
     (carried from the last chunk), so every kept sample sees its whole receptive field; the source
-    carries its phase and noise. The features and f0 of every frame are computed whole, as with mel
-    conditioning, and the conditioning of each window with ``conditioning_window``.
+    carries its phase and noise, and an LPC excitation decoder's all-pole filter its past outputs. The
+    features and f0 of every frame are computed whole, as with mel conditioning, and the conditioning
+    of each window with ``conditioning_window``.
 
     Args:
         codes: (B, N); speaker: (B,) ids on the codes' device; lengths: (B,) frames on the CPU.
@@ -110,6 +110,7 @@ def source_filter_chunks(
     hop, context = model.hop_length, decoder.context_frames
     features, f0 = model.synthesis_inputs(model.quantizer.dequantize(codes), speaker, lengths)  # (B, D', N), (B, N)
     source = decoder.source(B, codes.device, generator)
+    lpc = model.excitation_filter()  # None: the layers' output is the waveform
     lengths_dev = lengths.to(codes.device)
     past = features.new_zeros(B, decoder.harmonics, 0)  # excitation of the frames before this chunk
     for first in range(0, N, max(1, chunk_frames)):
@@ -119,6 +120,8 @@ def source_filter_chunks(
         cond = conditioning_window(decoder, features, speaker, lengths, lo, end)  # (B, n, L, G)
         cond = cond.permute(0, 2, 3, 1).unsqueeze(-1)  # (B, L, G, n, 1)
         wav = decoder.run(excitation, list(cond.unbind(1)))[:, (first - lo) * hop :].float()  # (B, n * hop)
+        if lpc is not None:
+            wav = lpc(wav, model.feature_log_mel(features[..., first:end])).clamp(-1.0, 1.0)
         past = excitation[..., max(0, excitation.size(-1) - context * hop) :]
         yield first, wav * length_mask(lengths_dev - first, end - first).repeat_interleave(hop, -1).squeeze(1)
 
@@ -142,18 +145,22 @@ def _features(model: VQVAE, codes: Tensor, speaker: Tensor, lengths: Tensor) -> 
 ONE_PASS_BYTES = 64 * 2**20
 
 
-def generation_bytes(wavenet: GatedStack, batch: int, n_frames: int) -> int:
+def generation_bytes(model: VQVAE, batch: int, n_frames: int) -> int:
     """Bytes one pass over a (batch, n_frames) code batch holds: its conditioning (B * N * L * G floats,
     twice: the native loop lays out a copy) and per sample, for a mu-law WaveNet, its uniforms (float32,
     and float64 for the native loop), classes (int64) and waveform (float32), 24 bytes; for a
-    source-filter WaveNet a layer's activations (excitation, residual, gates, skips; float32)."""
+    source-filter WaveNet a layer's activations (excitation, residual, gates, skips; float32), and with
+    an LPC filter its FFTs (``ExcitationFilter.bytes_per_frame``)."""
+    wavenet = model.decoder
     conditioning = batch * n_frames * len(wavenet.layers) * wavenet.gate_channels * 4
     per_sample = 24
     if isinstance(wavenet, SourceFilterWaveNet):
         layer = wavenet.layers[0]
         per_sample = 4 * (wavenet.harmonics + 3 * layer.residual_channels + 2 * wavenet.gate_channels)
         per_sample += 4 * 2 * wavenet.skip_channels
-    return 2 * conditioning + batch * n_frames * wavenet.hop_length * per_sample
+    lpc = model.excitation_filter()
+    per_frame = lpc.bytes_per_frame() if lpc is not None else 0
+    return 2 * conditioning + batch * n_frames * (wavenet.hop_length * per_sample + per_frame)
 
 
 def decode_stream(
@@ -192,7 +199,7 @@ def decode_stream(
     hop = model.hop_length
     model.speaker_ids(speaker, B)  # range checks with the model's messages
     filters = envelope_filters(model, codes, speaker, lengths, envelope) if envelope else None
-    if generation_bytes(model.decoder, B, N) <= one_pass_bytes:
+    if generation_bytes(model, B, N) <= one_pass_bytes:
         chunk_frames = max(N, 1)
     for b in range(B):
         if lengths[b] <= 0:

@@ -1,4 +1,5 @@
-"""Linear prediction from log-mel frames, and LPC vocoders of them (noise-excited; pulse-plus-noise).
+"""Linear prediction from log-mel frames, LPC vocoders of them (noise-excited; pulse-plus-noise), and the
+differentiable LPC synthesis filter of an excitation decoder (``ExcitationFilter``).
 
 A log-mel frame fixes a smooth power spectrum, hence an autocorrelation, hence an all-pole filter
 ``1 / A(z)`` by the Levinson-Durbin recursion. This is how LPCNet (Valin & Skoglund 2019) gets its
@@ -15,6 +16,7 @@ import math
 import numpy as np
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 
 from .mel import LOG_FLOOR
 
@@ -200,3 +202,89 @@ def pulse_vocoder(
     source = torch.where(f > 0, pulse.double() * period.sqrt(), noise)
     excitation = source * gain.double().repeat_interleave(hop_length, -1)
     return AllPoleFilter(hop_length)(excitation, a).clamp(-1.0, 1.0)
+
+
+def impulse_responses(a: Tensor, length: int) -> Tensor:
+    """The first ``length`` samples of ``1 / A(z)``'s impulse response, per filter.
+
+    Args:
+        a: (..., p) filters (``levinson``); stable, as Levinson-Durbin makes them.
+    Returns:
+        (..., length) float32, from an FFT long enough that the response's tail does not wrap.
+    """
+    n_fft = 1 << max(10, (4 * length - 1).bit_length())
+    A = torch.fft.rfft(torch.cat([torch.ones_like(a[..., :1]), a], -1).double(), n=n_fft)
+    return torch.fft.irfft(1.0 / A, n=n_fft)[..., :length].float()
+
+
+def frame_filter(x: Tensor, h: Tensor, hop_length: int) -> Tensor:
+    """Each hop of ``x`` through its own FIR filter, overlap-added (differentiable; FFT convolution).
+
+    Args:
+        x: (B, N * hop) signal; h: (B, N, L) one impulse response per hop.
+    Returns:
+        (B, N * hop + L - 1) the whole output, tails included.
+    """
+    B, N, L = h.shape
+    if x.shape != (B, N * hop_length):
+        raise ValueError(f"expected a signal of shape {(B, N * hop_length)}, got {tuple(x.shape)}")
+    K = hop_length + L - 1  # samples of one hop's output
+    n_fft = 1 << (K - 1).bit_length()
+    frames = torch.fft.rfft(x.float().reshape(B, N, hop_length), n=n_fft) * torch.fft.rfft(h.float(), n=n_fft)
+    y = torch.fft.irfft(frames, n=n_fft)[..., :K]  # (B, N, K)
+    out = F.fold(y.transpose(1, 2), (1, (N - 1) * hop_length + K), (1, K), stride=(1, hop_length))
+    return out.reshape(B, -1)
+
+
+class ExcitationFilter:
+    """LPC synthesis: an excitation of unit level through each frame's all-pole filter from log-mel frames.
+
+    Frame n's excitation samples are scaled by its ``gain`` and go through the first ``ir_length``
+    samples of its ``1 / A(z)``'s impulse response (``lpc_from_log_mel``), and the outputs are
+    overlap-added: a time-varying filter that, unlike a recursion, is differentiable and batched, so
+    training (ExcitNet's, with the filter taken from a spectrogram as LPCNet takes it from its
+    cepstrum) and generation run the same operator. A stream filtered in pieces gives what it gives
+    whole: each piece's overhang is carried into the next.
+
+    Args:
+        front_end: the ``mel.LogMel`` that defines the frames; hop_length, sample_rate: its.
+        order: p of the filters; ir_length: samples kept of each response (512: 32 ms, where
+            the lag-windowed filters' responses have decayed by about 50 dB).
+    """
+
+    def __init__(self, front_end, hop_length: int, sample_rate: int = 16000, order: int = 16, ir_length: int = 512):
+        self.front_end, self.hop_length, self.sample_rate = front_end, hop_length, sample_rate
+        self.order, self.ir_length = order, ir_length
+        self.overhang: Tensor | None = None  # (B, ir_length - 1) of the pieces so far
+
+    def bytes_per_frame(self) -> int:
+        """Peak bytes a frame holds while filtered: its response's FFTs (float64) and its convolution's (float32)."""
+        n_response = 1 << max(10, (4 * self.ir_length - 1).bit_length())
+        n_conv = 1 << (self.hop_length + self.ir_length - 2).bit_length()
+        return 4 * 8 * n_response + 4 * 4 * n_conv
+
+    def responses(self, log_mel: Tensor) -> Tensor:
+        """(B, n_mels, n) frames -> (B, n, ir_length) gain-scaled impulse responses, on the frames' device."""
+        window, basis = self.front_end.window, self.front_end.basis
+        with torch.no_grad(), torch.autocast(device_type=log_mel.device.type, enabled=False):
+            a, gain = lpc_from_log_mel(
+                log_mel.detach().float(),
+                basis.to(log_mel.device),
+                window.to(log_mel.device),
+                self.order,
+                self.sample_rate,
+            )
+            return impulse_responses(a, self.ir_length) * gain.unsqueeze(-1)
+
+    def __call__(self, excitation: Tensor, log_mel: Tensor) -> Tensor:
+        """(B, n * hop) excitation and (B, n_mels, n) frames -> (B, n * hop) float32 waveform (differentiable in the
+        excitation; not clamped)."""
+        with torch.autocast(device_type=excitation.device.type, enabled=False):
+            full = frame_filter(excitation.float(), self.responses(log_mel), self.hop_length)  # (B, n * hop + L - 1)
+        n = excitation.size(-1)
+        if self.overhang is not None:
+            full = torch.cat(
+                [full[:, : self.ir_length - 1] + self.overhang.to(full.device), full[:, self.ir_length - 1 :]], -1
+            )
+        self.overhang = full[:, n:].detach()
+        return full[:, :n]

@@ -8,6 +8,11 @@ the frame features (codes, predicted log-mel, f0 and voicing) and the speaker, f
 into the waveform in one pass, with no sampling loop. It is trained with the multi-resolution STFT
 loss (``stft_loss``) against the real waveform, given the real f0 (YIN, ``pitch.yin_f0``); at
 generation the f0 comes from the f0 decoder's prediction for the chosen speaker.
+
+With ``lpc_order`` > 0 the layers' output is instead the excitation of per-frame all-pole filters
+from log-mel frames (``lpc.ExcitationFilter``, which the VQ-VAE applies: the real frames' filters in
+training, the mel decoder's predicted frames' at generation), as in ExcitNet and LPCNet, so the
+formants need not be learnt by the layers.
 """
 
 from __future__ import annotations
@@ -58,14 +63,19 @@ class SourceFilterWaveNet(GatedStack):
     Args:
         harmonics: H, sines at f0 .. H f0 in the excitation (each its own input channel).
         sample_rate: Hz (the source's phase runs at it).
+        lpc_order: 0: the output is the waveform. p > 0: the output is the unit-level excitation of
+            an order-p all-pole filter from the frames' log-mel (``lpc.ExcitationFilter``; ExcitNet,
+            LPCNet), which the owner applies; it is trained on ``lpc.normalised_residual``.
         **stack: ``GatedStack``'s sizes; ``cond_in_channels`` includes the 2 f0 features.
     """
 
-    def __init__(self, harmonics: int = 8, sample_rate: int = 16000, **stack):
+    def __init__(self, harmonics: int = 8, sample_rate: int = 16000, lpc_order: int = 0, **stack):
         if harmonics < 1:
             raise ValueError(f"source-filter WaveNet needs harmonics >= 1, got {harmonics}")
+        if lpc_order < 0:
+            raise ValueError(f"lpc_order must be >= 0, got {lpc_order}")
         super().__init__(("source_proj", lambda R: nn.Conv1d(harmonics, R, 1)), **stack)
-        self.harmonics, self.sample_rate = harmonics, sample_rate
+        self.harmonics, self.sample_rate, self.lpc_order = harmonics, sample_rate, lpc_order
         S = self.skip_channels
         self.head = nn.Sequential(nn.ReLU(), nn.Conv1d(S, S, 1), nn.ReLU(), nn.Conv1d(S, 1, 1))
         # The excitation also reaches the output through one linear mix, as NSF's filter blocks add their
@@ -81,7 +91,8 @@ class SourceFilterWaveNet(GatedStack):
         )
 
     def forward(self, excitation: Tensor, features: Tensor, speaker: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """The waveform: output t depends on ``excitation[..., :t + 1]`` only (causal).
+        """The waveform (with ``lpc_order``, its LPC excitation): output t depends on ``excitation[..., :t + 1]``
+        only (causal).
 
         Args:
             excitation: (B, H, T) from ``source``, T = N * hop.

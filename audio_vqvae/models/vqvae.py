@@ -18,6 +18,7 @@ from ..generation import generate
 from .adversary import SpeakerAdversary
 from .emphasis import DeEmphasis, check_coefficient, pre_emphasis
 from .encoder import Encoder, build_encoder, jitter
+from .lpc import ExcitationFilter
 from .mel import LogMel, MelDecoder
 from .mel_encoder import MelEncoder
 from .nsf import SourceFilterWaveNet, f0_features, f0_from_prediction, f0_loss
@@ -167,6 +168,8 @@ class VQVAE(nn.Module):
             raise ValueError("a source-filter decoder needs an f0 decoder with 2 outputs")
         if source_filter and self.pre_emphasis:
             raise ValueError("a source-filter decoder models the waveform itself: pre_emphasis must be 0")
+        if source_filter and decoder.lpc_order and not mel_conditioning:
+            raise ValueError("an LPC excitation decoder needs mel_conditioning (its filters come from the mel decoder)")
         self.f0_decoder = f0_decoder if source_filter else None
         self.f0_loss_weight = f0_loss_weight
         expected = encoder.proj.out_channels + (mel_decoder.n_mels if mel_conditioning else 0) + 2 * source_filter
@@ -212,16 +215,23 @@ class VQVAE(nn.Module):
             raise ConfigError("model.pre_emphasis must be 0 with model.decoder.kind=source_filter")
         if source_filter and cfg.decoder.input_noise:
             raise ConfigError("model.decoder.input_noise is for the mu_law decoder; set it to 0 for source_filter")
+        if cfg.decoder.lpc_order and not source_filter:
+            raise ConfigError("model.decoder.lpc_order is for model.decoder.kind=source_filter; set it to 0")
+        if cfg.decoder.lpc_order and not cfg.mel_conditioning:
+            raise ConfigError("model.decoder.lpc_order needs model.mel_conditioning: true (the filters' envelope)")
+        if cfg.decoder.lpc_order < 0:
+            raise ConfigError(f"model.decoder.lpc_order must be >= 0, got {cfg.decoder.lpc_order}")
         with config_section("model.decoder"):
             sizes = dataclasses.asdict(cfg.decoder)
             kind, harmonics, input_noise = sizes.pop("kind"), sizes.pop("harmonics"), sizes.pop("input_noise")
+            lpc_order = sizes.pop("lpc_order")
             sizes.update(
                 cond_in_channels=cfg.quantizer.dim + (cfg.mel_decoder.n_mels if cfg.mel_conditioning else 0),
                 hop_length=encoder.hop_length,
             )
             if kind == "source_filter":
                 sizes["cond_in_channels"] += 2  # voicing and ln f0 (nsf.f0_features)
-                decoder = SourceFilterWaveNet(harmonics=harmonics, sample_rate=cfg.sample_rate, **sizes)
+                decoder = SourceFilterWaveNet(harmonics, cfg.sample_rate, lpc_order, **sizes)
             else:
                 decoder = WaveNet(n_classes=cfg.mu_law_classes, input_noise=input_noise, **sizes)
         mel_decoder = None
@@ -407,6 +417,9 @@ class VQVAE(nn.Module):
         if self.source_filter:  # one pass; temperature does not apply
             excitation = self.decoder.source(codes.size(0), codes.device, generator)(f0)  # (B, H, N * hop)
             wav = self.decoder(excitation, latents, speaker, lengths).float()
+            lpc = self.excitation_filter()
+            if lpc is not None:
+                wav = lpc(wav, self.feature_log_mel(latents)).clamp(-1.0, 1.0)
         else:
             classes = generate(self.decoder, latents, speaker, lengths, temperature, generator)  # (B, N * hop)
             wav = self.waveform(classes)
@@ -432,6 +445,18 @@ class VQVAE(nn.Module):
     def source_filter(self) -> bool:
         """Whether the decoder is a ``SourceFilterWaveNet`` (one pass over an f0 excitation), not mu-law."""
         return isinstance(self.decoder, SourceFilterWaveNet)
+
+    def excitation_filter(self) -> ExcitationFilter | None:
+        """A new stream's LPC synthesis filter (``lpc.ExcitationFilter``) for a decoder whose output is an
+        excitation (``decoder.lpc_order`` > 0); else None."""
+        if not self.source_filter or not self.decoder.lpc_order:
+            return None
+        return ExcitationFilter(self.log_mel, self.hop_length, self.sample_rate, self.decoder.lpc_order)
+
+    def feature_log_mel(self, features: Tensor) -> Tensor:
+        """The mel decoder's predicted log-mel inside ``conditioning_features``: (B, D', N) -> (B, n_mels, N)."""
+        D = self.encoder.proj.out_channels
+        return features[:, D : D + self.mel_decoder.n_mels]
 
     def conditioning_features(self, latents: Tensor, speaker: Tensor, lengths: Tensor | None = None) -> Tensor:
         """What the WaveNet is conditioned on: the quantized latents, and with ``mel_conditioning`` the
@@ -512,6 +537,7 @@ class VQVAE(nn.Module):
         if self.training and self.jitter_probability:
             latents = jitter(latents, self.jitter_probability)
         mel = self.mel_decoder(latents, speaker) if self.mel_decoder is not None else None  # (B, n_mels, N)
+        real_mel = self.log_mel(wav.squeeze(1)) if mel is not None else None  # (B, n_mels, N)
         cond = torch.cat([latents, mel.to(latents.dtype)], 1) if self.mel_conditioning else latents
         f0_term = None
         if self.source_filter:
@@ -521,8 +547,12 @@ class VQVAE(nn.Module):
             f0_term = f0_loss(self.f0_decoder(latents.detach(), speaker), f0)
             cond = torch.cat([cond, f0_features(f0).to(cond.dtype)], 1)
             excitation = self.decoder.source(wav.size(0), wav.device, training=self.training)(f0)  # (B, H, T)
-            logits = self.decoder(excitation, cond, speaker).unsqueeze(1)  # (B, 1, T) waveform
-            reconstruction = multi_resolution_stft_loss(logits.squeeze(1), wav.squeeze(1))
+            out = self.decoder(excitation, cond, speaker)  # (B, T) waveform, or with lpc_order its LPC excitation
+            lpc = self.excitation_filter()
+            if lpc is not None:  # the real frames' filters (teacher forcing); at generation, the predicted ones
+                out = lpc(out, real_mel)
+            logits = out.unsqueeze(1)  # (B, 1, T) waveform
+            reconstruction = multi_resolution_stft_loss(out, wav.squeeze(1))
         else:
             targets = mu_law_encode(pre_emphasis(wav.squeeze(1), self.pre_emphasis), self.mu_law_classes)  # (B, T)
             inputs = shift_right(targets, self.mu_law_classes // 2)
@@ -533,7 +563,7 @@ class VQVAE(nn.Module):
             loss = loss + self.f0_loss_weight * f0_term
         mel_loss = reconstruction.new_zeros(())
         if mel is not None:
-            mel_loss = F.l1_loss(mel.float(), self.log_mel(wav.squeeze(1)))  # target (B, n_mels, N)
+            mel_loss = F.l1_loss(mel.float(), real_mel)
             loss = loss + self.mel_loss_weight * mel_loss
         if adversary_loss is not None:
             loss = loss + self.adversary_weight * adversary_loss

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Offline demo: the built-in SYNTHETIC corpus (formant-synthesised, not speech), a small model, conversions,
 # tokens, evaluation and a report (EXP/report.md, and EXP/report.html that plays the audio; PNG pictures).
-# About 6 minutes on 2 CPU cores.
+# About 4 minutes on 2 CPU cores.
 # Usage: recipes/demo/run.sh [--stage N] [--stop-stage N] [--out DIR] [--steps N] [--conf FILE]
 #                            [--prior-steps N] [--prior-conf FILE]
 # Stages: 1 synthetic corpus, 2 train, 3 convert test utterances to other speakers, 4 extract tokens,
