@@ -83,9 +83,10 @@ class DecoderConfig:
     # with a multi-resolution STFT loss; it voices within a CPU hour where the mu-law WaveNet whispers.
     kind: Literal["mu_law", "source_filter"] = "mu_law"
     harmonics: int = 8  # source_filter: sines at f0, 2 f0, ..., harmonics * f0 in the excitation
-    # source_filter: 0, the WaveNet outputs the waveform; p > 0, it outputs the excitation of an order-p all-pole
-    # filter from the mel decoder's predicted envelope, and is trained on the real speech's LPC residual
-    # (ExcitNet, Song et al. 2019; LPCNet, Valin & Skoglund 2019). Needs model.mel_conditioning.
+    # source_filter: 0, the WaveNet outputs the waveform; p > 0, it outputs the excitation of per-frame order-p
+    # all-pole filters from log-mel frames (ExcitNet, Song et al. 2019; LPCNet, Valin & Skoglund 2019): the real
+    # frames' filters in training, with the STFT loss on the filtered waveform; the mel decoder's predicted frames'
+    # at generation. Needs model.mel_conditioning.
     lpc_order: int = 0
     residual_channels: int = 128
     gate_channels: int = 256  # split in two halves for tanh and sigmoid

@@ -204,6 +204,16 @@ def pulse_vocoder(
     return AllPoleFilter(hop_length)(excitation, a).clamp(-1.0, 1.0)
 
 
+def response_fft_size(length: int) -> int:
+    """The FFT size ``impulse_responses`` computes ``length`` samples with: long enough that the tail does not wrap."""
+    return 1 << max(10, (4 * length - 1).bit_length())
+
+
+def convolution_fft_size(hop_length: int, length: int) -> int:
+    """The FFT size ``frame_filter`` convolves a hop with a ``length``-sample response with."""
+    return 1 << (hop_length + length - 2).bit_length()
+
+
 def impulse_responses(a: Tensor, length: int) -> Tensor:
     """The first ``length`` samples of ``1 / A(z)``'s impulse response, per filter.
 
@@ -212,7 +222,7 @@ def impulse_responses(a: Tensor, length: int) -> Tensor:
     Returns:
         (..., length) float32, from an FFT long enough that the response's tail does not wrap.
     """
-    n_fft = 1 << max(10, (4 * length - 1).bit_length())
+    n_fft = response_fft_size(length)
     A = torch.fft.rfft(torch.cat([torch.ones_like(a[..., :1]), a], -1).double(), n=n_fft)
     return torch.fft.irfft(1.0 / A, n=n_fft)[..., :length].float()
 
@@ -229,7 +239,7 @@ def frame_filter(x: Tensor, h: Tensor, hop_length: int) -> Tensor:
     if x.shape != (B, N * hop_length):
         raise ValueError(f"expected a signal of shape {(B, N * hop_length)}, got {tuple(x.shape)}")
     K = hop_length + L - 1  # samples of one hop's output
-    n_fft = 1 << (K - 1).bit_length()
+    n_fft = convolution_fft_size(hop_length, L)
     frames = torch.fft.rfft(x.float().reshape(B, N, hop_length), n=n_fft) * torch.fft.rfft(h.float(), n=n_fft)
     y = torch.fft.irfft(frames, n=n_fft)[..., :K]  # (B, N, K)
     out = F.fold(y.transpose(1, 2), (1, (N - 1) * hop_length + K), (1, K), stride=(1, hop_length))
@@ -259,8 +269,7 @@ class ExcitationFilter:
 
     def bytes_per_frame(self) -> int:
         """Peak bytes a frame holds while filtered: its response's FFTs (float64) and its convolution's (float32)."""
-        n_response = 1 << max(10, (4 * self.ir_length - 1).bit_length())
-        n_conv = 1 << (self.hop_length + self.ir_length - 2).bit_length()
+        n_response, n_conv = response_fft_size(self.ir_length), convolution_fft_size(self.hop_length, self.ir_length)
         return 4 * 8 * n_response + 4 * 4 * n_conv
 
     def responses(self, log_mel: Tensor) -> Tensor:

@@ -65,7 +65,7 @@ class SourceFilterWaveNet(GatedStack):
         sample_rate: Hz (the source's phase runs at it).
         lpc_order: 0: the output is the waveform. p > 0: the output is the unit-level excitation of
             an order-p all-pole filter from the frames' log-mel (``lpc.ExcitationFilter``; ExcitNet,
-            LPCNet), which the owner applies; it is trained on ``lpc.normalised_residual``.
+            LPCNet), which the owner applies, in training too: the loss is on the filtered waveform.
         **stack: ``GatedStack``'s sizes; ``cond_in_channels`` includes the 2 f0 features.
     """
 
