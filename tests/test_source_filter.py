@@ -316,6 +316,8 @@ def test_stream_ignores_sampling_options_and_rejects_bad_codes():
 
 
 def test_config_errors_name_the_key():
+    with pytest.raises(ConfigError, match="lpc_order must be >= 0"):
+        VQVAE.from_config(ModelConfig(decoder=DecoderConfig(lpc_order=-3)))
     with pytest.raises(ConfigError, match="lpc_order is for"):
         VQVAE.from_config(ModelConfig(decoder=DecoderConfig(lpc_order=16)))
     with pytest.raises(ConfigError, match="lpc_order needs model.mel_conditioning"):

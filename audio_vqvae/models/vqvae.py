@@ -215,12 +215,12 @@ class VQVAE(nn.Module):
             raise ConfigError("model.pre_emphasis must be 0 with model.decoder.kind=source_filter")
         if source_filter and cfg.decoder.input_noise:
             raise ConfigError("model.decoder.input_noise is for the mu_law decoder; set it to 0 for source_filter")
+        if cfg.decoder.lpc_order < 0:
+            raise ConfigError(f"model.decoder.lpc_order must be >= 0, got {cfg.decoder.lpc_order}")
         if cfg.decoder.lpc_order and not source_filter:
             raise ConfigError("model.decoder.lpc_order is for model.decoder.kind=source_filter; set it to 0")
         if cfg.decoder.lpc_order and not cfg.mel_conditioning:
             raise ConfigError("model.decoder.lpc_order needs model.mel_conditioning: true (the filters' envelope)")
-        if cfg.decoder.lpc_order < 0:
-            raise ConfigError(f"model.decoder.lpc_order must be >= 0, got {cfg.decoder.lpc_order}")
         with config_section("model.decoder"):
             sizes = dataclasses.asdict(cfg.decoder)
             kind, harmonics, input_noise = sizes.pop("kind"), sizes.pop("harmonics"), sizes.pop("input_noise")
