@@ -23,6 +23,7 @@ import torch
 from audio_vqvae.config import preset
 from audio_vqvae.generation import fastgen, generate, graphgen
 from audio_vqvae.generation.fastgen import bench as fastgen_bench
+from audio_vqvae.generation.fastgen.weights import auto_weight_dtype, l2_cache_bytes, streamed_bytes
 from audio_vqvae.models.wavenet import WaveNet, naive_generate
 from audio_vqvae.training.precision import cpu_description
 
@@ -35,14 +36,11 @@ SIZES = {  # decoder overrides of the paper preset; "small" is the 20-layer, 64/
 
 def build(name: str, device: str) -> WaveNet:
     cfg = preset("tiny" if name == "tiny" else "paper")
-    decoder = dataclasses.replace(cfg.decoder, **(SIZES[name] or {}))
+    decoder = dataclasses.asdict(dataclasses.replace(cfg.decoder, **(SIZES[name] or {})))
+    for key in ("kind", "harmonics", "lpc_order"):  # the source-filter decoder's; this is the mu-law WaveNet
+        decoder.pop(key)
     torch.manual_seed(0)
-    net = WaveNet(
-        n_classes=cfg.mu_law_classes,
-        cond_in_channels=cfg.quantizer.dim,
-        hop_length=64,
-        **dataclasses.asdict(decoder),
-    )
+    net = WaveNet(n_classes=cfg.mu_law_classes, cond_in_channels=cfg.quantizer.dim, hop_length=64, **decoder)
     return net.eval().to(device)
 
 
@@ -160,11 +158,14 @@ def main() -> None:
     graph_ok = torch.device(device).type == "cuda"
     print(f"device {device}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"CPU: {cpu_description()}")
+    l2 = l2_cache_bytes()
+    print(f"L2 cache per core: {f'{l2 / 2**20:g} MiB' if l2 else 'unknown'} (the native loop streams bf16 weights "
+          "where the float32 ones exceed the threads' L2: docs/speed.md)")  # fmt: skip
     if not native_ok:
         print(f"native generator not used: {fastgen.unavailable_reason() or 'not a CPU run'}")
     print(
         f"{'decoder':8} {'batch':>5} {'native fp32':>12} {'native bf16':>12} {'cuda graph':>11} {'torch cached':>13} "
-        f"{'naive':>9} {'fast/torch':>11} {'torch/naive':>12} {'fast/naive':>11}   (samples/s; fast: native or graph)"
+        f"{'naive':>9} {'fast/torch':>11} {'torch/naive':>12} {'fast/naive':>11}  (samples/s; fast: generate()'s)"
     )
     for (name, batch), (n_native, n_cached, n_naive) in plan.items():
         net = build(name, device)
@@ -182,11 +183,17 @@ def main() -> None:
         graph = time_cached(net, batch, n, device, backend="graph") if graph_ok else nan
         cached = time_cached(net, batch, max(64, int(n_cached * scale)), device)
         naive = time_naive(net, batch, max(2, int(n_naive * scale)), device)
-        fast = graph if graph_ok else native
+        # what generate() runs here: the graphs on a GPU, else the native loop with the weights auto picks
+        auto = auto_weight_dtype(net, torch.get_num_threads())
+        fast = graph if graph_ok else (native_bf16 if auto == torch.bfloat16 else native)
         print(
             f"{name:8} {batch:5d} {native:12,.0f} {native_bf16:12,.0f} {graph:11,.0f} {cached:13,.0f} {naive:9,.1f} "
             f"{fast / cached:10,.1f}x {cached / naive:11,.0f}x {fast / naive:10,.0f}x"
+            + ("" if graph_ok or not native_ok else f"   (native weights: {str(auto).removeprefix('torch.')})")
         )
+        if native_ok and batch == 1 and name != "tiny":  # each sample step reads every weight once
+            mb = streamed_bytes(net) / 1e6
+            print(f"{'':15}{mb:.1f} MB of float32 weights per sample step: {native * mb / 1e3:.0f} GB/s float32")
     for name in ("small", "paper") if native_ok else ():
         e = fastgen_bench.bf16_error(build(name, device), 512 if args.quick else 2048)
         print(

@@ -25,6 +25,7 @@ from torch import Tensor
 from ..models.wavenet import WaveNet
 from . import fastgen, graphgen
 from .conditioning import clock_period
+from .fastgen.weights import auto_weight_dtype
 
 BACKENDS = ("auto", "torch", "native", "graph")
 
@@ -75,7 +76,9 @@ class NativeSampler:
     """The fused C loop of ``audio_vqvae.generation.fastgen`` (its ring buffers live in ``fastgen.ChunkState``).
 
     Args:
-        threads, weight_dtype, teams: ``fastgen.generate_chunk``'s (benchmarks: ``generation.native``).
+        threads, teams: ``fastgen.generate_chunk``'s (benchmarks: ``generation.native``).
+        weight_dtype: the weights' precision in the loop; None: ``fastgen.weights.auto_weight_dtype`` (float32
+            where they fit the threads' L2 caches, the reference's samples; bf16 where not, for speed).
         keep_logits: keep every step's logits, (B, n * hop, n_classes) per chunk in ``logits`` (rows in
             the order the sampler runs them: longest first).
     """
@@ -87,11 +90,14 @@ class NativeSampler:
         temperature: float,
         *,
         threads: int | None = None,
-        weight_dtype: torch.dtype = torch.float32,
+        weight_dtype: torch.dtype | None = None,
         teams: int | None = None,
         keep_logits: bool = False,
     ):
         self.wavenet, self.temperature = wavenet, temperature
+        if weight_dtype is None:
+            weight_dtype = auto_weight_dtype(wavenet, threads or torch.get_num_threads())
+        self.weight_dtype = weight_dtype
         self.options = {"threads": threads, "weight_dtype": weight_dtype, "teams": teams}
         self.logits: list[Tensor] | None = [] if keep_logits else None
         self.state = fastgen.chunk_state(wavenet, batch)

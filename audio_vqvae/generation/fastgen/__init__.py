@@ -11,7 +11,9 @@ impossible, ``available()`` is False.
 Exactness: the fast loop does the reference's arithmetic in float32 but adds the terms of each dot
 product in another order, so logits differ by about 1e-6. A sample can therefore differ only when its
 uniform number lies that close to a CDF step (about once in 10^4 to 10^5 samples at paper size); the
-two sequences then go their own ways, as two valid samples of the same model.
+two sequences then go their own ways, as two valid samples of the same model. That holds for float32
+weights, which the front door uses where they fit the cores' L2 caches; larger decoders stream bf16
+weights instead, for speed (``weights.auto_weight_dtype``; ``AUDIO_VQVAE_FASTGEN_WEIGHTS`` overrides it).
 """
 
 from __future__ import annotations

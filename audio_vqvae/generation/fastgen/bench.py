@@ -19,6 +19,7 @@ import torch
 from ...models.wavenet import WaveNet, shift_right
 from ..native import generate, generate_with_logits
 from . import available, unavailable_reason
+from .weights import auto_weight_dtype, l2_cache_bytes, streamed_bytes
 
 # decoder sizes: paper (30 layers, 128/256/128) and small (20 layers, 64/128/64)
 SIZES = {
@@ -107,6 +108,9 @@ def run(quick: bool = False, repeats: int = 3, threads: int | None = None) -> li
         f"{'decoder':8} {'batch':>5} {'reference/s':>12} {'native/s':>10} {'ratio':>6} {'bf16/s':>9} {'ratio':>6}",
     ]
     scale = 0.1 if quick else 1.0
+    n_threads = threads or torch.get_num_threads()
+    l2 = l2_cache_bytes()
+    streams = []
     for (size, batch), (n_fast, n_ref) in PLAN.items():
         net = build(size)
         r = rates(net, batch, max(64, int(n_fast * scale)), max(64, int(n_ref * scale)), repeats, threads)
@@ -114,6 +118,16 @@ def run(quick: bool = False, repeats: int = 3, threads: int | None = None) -> li
             f"{size:8} {batch:5d} {r['reference']:12,.0f} {r['native']:10,.0f} {r['native'] / r['reference']:5.1f}x"
             f" {r['native bf16']:9,.0f} {r['native bf16'] / r['reference']:5.1f}x"
         )
+        if batch == 1:  # each sample step reads every weight once: rate x bytes is the bandwidth it draws
+            mb = streamed_bytes(net) / 1e6
+            streams.append(
+                f"{size} batch 1: {mb:.1f} MB of float32 weights per sample, {r['native'] * mb / 1e3:.0f} GB/s "
+                f"(bf16 {r['native bf16'] * mb / 2e3:.0f} GB/s); auto weights: "
+                f"{str(auto_weight_dtype(net, n_threads)).removeprefix('torch.')}"
+            )
+    l2_text = f"{l2 / 2**20:g} MiB per core" if l2 else "unknown"
+    lines.append(f"L2 cache {l2_text}, {n_threads} threads (auto: float32 weights where they fit the threads' L2)")
+    lines += streams
     for size in SIZES:
         e = bf16_error(build(size), 512 if quick else 2048)
         lines.append(
