@@ -102,6 +102,11 @@ class DecoderConfig:
     # (FFTNet's injected noise; wavenet.inject_noise). 0: none (the paper).
     input_noise: float = 0.0
 
+    def stack_sizes(self) -> dict[str, Any]:
+        """The fields every decoder kind's layers (``wavenet.GatedStack``) take: all but the kinds' own options."""
+        own = ("kind", "harmonics", "lpc_order", "input_noise")
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in own}
+
 
 @dataclass
 class MelDecoderConfig:

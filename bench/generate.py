@@ -36,11 +36,15 @@ SIZES = {  # decoder overrides of the paper preset; "small" is the 20-layer, 64/
 
 def build(name: str, device: str) -> WaveNet:
     cfg = preset("tiny" if name == "tiny" else "paper")
-    decoder = dataclasses.asdict(dataclasses.replace(cfg.decoder, **(SIZES[name] or {})))
-    for key in ("kind", "harmonics", "lpc_order"):  # the source-filter decoder's; this is the mu-law WaveNet
-        decoder.pop(key)
+    decoder = dataclasses.replace(cfg.decoder, **(SIZES[name] or {}))
     torch.manual_seed(0)
-    net = WaveNet(n_classes=cfg.mu_law_classes, cond_in_channels=cfg.quantizer.dim, hop_length=64, **decoder)
+    net = WaveNet(
+        n_classes=cfg.mu_law_classes,
+        cond_in_channels=cfg.quantizer.dim,
+        hop_length=64,
+        input_noise=decoder.input_noise,
+        **decoder.stack_sizes(),
+    )
     return net.eval().to(device)
 
 

@@ -222,18 +222,17 @@ class VQVAE(nn.Module):
         if cfg.decoder.lpc_order and not cfg.mel_conditioning:
             raise ConfigError("model.decoder.lpc_order needs model.mel_conditioning: true (the filters' envelope)")
         with config_section("model.decoder"):
-            sizes = dataclasses.asdict(cfg.decoder)
-            kind, harmonics, input_noise = sizes.pop("kind"), sizes.pop("harmonics"), sizes.pop("input_noise")
-            lpc_order = sizes.pop("lpc_order")
+            d = cfg.decoder
+            sizes = d.stack_sizes()
             sizes.update(
                 cond_in_channels=cfg.quantizer.dim + (cfg.mel_decoder.n_mels if cfg.mel_conditioning else 0),
                 hop_length=encoder.hop_length,
             )
-            if kind == "source_filter":
+            if d.kind == "source_filter":
                 sizes["cond_in_channels"] += 2  # voicing and ln f0 (nsf.f0_features)
-                decoder = SourceFilterWaveNet(harmonics, cfg.sample_rate, lpc_order, **sizes)
+                decoder = SourceFilterWaveNet(d.harmonics, cfg.sample_rate, d.lpc_order, **sizes)
             else:
-                decoder = WaveNet(n_classes=cfg.mu_law_classes, input_noise=input_noise, **sizes)
+                decoder = WaveNet(n_classes=cfg.mu_law_classes, input_noise=d.input_noise, **sizes)
         mel_decoder = None
         if cfg.mel_loss_weight is not None:
             with config_section("model.mel_decoder"):

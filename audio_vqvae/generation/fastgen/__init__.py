@@ -262,7 +262,8 @@ def chunk_state(wavenet: WaveNet, batch: int) -> ChunkState:
     lib = _library()
     if lib is None:
         raise RuntimeError(f"native generator unavailable: {unavailable_reason()}")
-    Rp = _pack(wavenet, lib.fastgen_vector_width(), False).Rp
+    # Rp as _pack pads it, without packing: a pack here would be float32 and evict a bf16 one (repacked each call)
+    Rp = _ceil(wavenet.layers[0].conv.in_channels, 2 * lib.fastgen_vector_width())
     span_sum = sum((layer.kernel_size - 1) * layer.dilation for layer in wavenet.layers)
     return ChunkState(torch.zeros(batch, span_sum * Rp), torch.full((batch,), wavenet.n_classes // 2), 0)
 

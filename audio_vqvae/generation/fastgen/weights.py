@@ -14,6 +14,7 @@ bf16 gains little, and float32 keeps the reference's samples exactly (fastgen/__
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,8 +38,10 @@ def _size(text: str) -> int | None:
     return int(digits) * scale if digits.isdigit() else None
 
 
+@functools.cache
 def l2_cache_bytes(sysfs: str | Path = "/sys/devices/system/cpu/cpu0/cache") -> int | None:
-    """One core's L2 cache in bytes (Linux sysfs, else glibc's sysconf); None where unknown."""
+    """One core's L2 cache in bytes (Linux sysfs, else glibc's sysconf); None where unknown. Read once per path
+    (every native generation asks)."""
     for index in sorted(Path(sysfs).glob("index*")):
         try:
             level = (index / "level").read_text().strip()
