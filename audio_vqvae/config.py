@@ -130,6 +130,10 @@ class ModelConfig:
     mel_loss_weight: float | None = 1.0
     # Condition the WaveNet on the mel decoder's prediction too (a vocoder of the codes' spectrogram).
     mel_conditioning: bool = False
+    # The WaveNet hears the quantized latents (the paper). false: only the mel decoder's prediction (and the f0
+    # features of a source_filter decoder) and the speaker, the input a conversion gives it made for the target
+    # speaker, as in training (a vocoder of the predicted spectrogram). Needs mel_conditioning.
+    latent_conditioning: bool = True
     # The WaveNet models x_t - a x_{t-1} (a = this) and its samples are de-emphasised: its noise then has
     # the spectral tilt of speech (LPCNet's noise shaping, audio_vqvae/models/emphasis.py). 0: off (the paper).
     pre_emphasis: float = 0.0

@@ -72,3 +72,28 @@ def test_the_converter_voices_at_the_source_contour_moved_to_the_targets_range(m
     track = yin(out, SR)
     assert track.voiced_fraction > 0.8 and track.median_f0 == pytest.approx(200, rel=0.03)
     assert converter.statistics["high"][0] == pytest.approx(math.log(200), abs=0.01)
+
+
+def test_the_baseline_takes_the_lpc_order_of_the_models_own_filters(monkeypatch):
+    """An LPC WaveNet's baseline draws its envelope with the model's order (the same filters from the same
+    frames); a model without LPC filters gets the default order, and the report names the order."""
+    from audio_vqvae.config import DecoderConfig, preset
+    from audio_vqvae.evaluation.baseline_vocoder import DEFAULT_ORDER, definition, lpc_order
+    from audio_vqvae.models.vqvae import VQVAE
+
+    cfg = preset("tiny")
+    assert lpc_order(VQVAE.from_config(cfg)) == DEFAULT_ORDER == 16
+    cfg.mel_conditioning = True
+    cfg.decoder = DecoderConfig(kind="source_filter", lpc_order=6, residual_channels=4, gate_channels=8,
+                                skip_channels=4, layers_per_stack=2, n_stacks=1, cond_channels=4)  # fmt: skip
+    model = VQVAE.from_config(cfg).eval()
+    model.speakers = ["a"]
+    assert lpc_order(model) == 6 and "(order 6)" in definition(model)
+    import audio_vqvae.evaluation.baseline_vocoder as baseline
+
+    orders = []
+    monkeypatch.setattr(baseline, "pulse_vocoder", lambda *a: orders.append(a[-1]) or pulse_vocoder(*a))
+    t = torch.arange(SR // 2) / SR
+    tone = 0.1 * torch.sin(2 * math.pi * 150 * t)
+    baseline.SourceFilterBaseline({"a": [tone]})(model, [tone], ["a"])
+    assert orders == [6]

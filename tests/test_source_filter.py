@@ -50,10 +50,11 @@ def tiny_filter(**kw) -> SourceFilterWaveNet:
     return SourceFilterWaveNet(**args).eval()
 
 
-def tiny_model(**decoder) -> VQVAE:
+def tiny_model(latent_conditioning: bool = True, **decoder) -> VQVAE:
     torch.manual_seed(0)
     cfg = ModelConfig(
         mel_conditioning=True,
+        latent_conditioning=latent_conditioning,
         encoder=EncoderConfig(frontend="log_mel", strides=(2, 2, 2, 2), n_mels=20, channels=8, n_residual_layers=0),
         quantizer=QuantizerConfig(codebook_size=16, dim=4, kmeans_init=False),
         decoder=DecoderConfig(
@@ -204,9 +205,9 @@ def test_training_pass_learns_from_the_stft_and_f0_losses_and_the_f0_decoder_lea
     assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.encoder.parameters())
 
 
-@pytest.mark.parametrize("lpc_order", [0, 4])
-def test_decode_in_pieces_equals_one_pass_for_a_padded_batch(lpc_order):
-    model = tiny_model(lpc_order=lpc_order)
+@pytest.mark.parametrize("lpc_order, latent_conditioning", [(0, True), (4, True), (4, False)])
+def test_decode_in_pieces_equals_one_pass_for_a_padded_batch(lpc_order, latent_conditioning):
+    model = tiny_model(latent_conditioning, lpc_order=lpc_order)
     model.f0_decoder.conv_out.bias.data[0] = 5.0  # voiced everywhere, so the sines are in play
     codes, lengths, speaker = torch.randint(0, 16, (2, 40)), torch.tensor([40, 23]), torch.tensor([0, 2])
     whole = model.decode(codes, speaker, lengths, generator=torch.Generator().manual_seed(1))  # (2, 1, 640)
@@ -315,7 +316,42 @@ def test_stream_ignores_sampling_options_and_rejects_bad_codes():
         list(decode_stream(model, codes + 16, torch.tensor([0])))
 
 
+@pytest.mark.parametrize("latent_conditioning", [True, False])
+def test_without_latent_conditioning_the_wavenet_hears_the_codes_only_through_the_predicted_mel_and_f0(
+    latent_conditioning,
+):
+    model = tiny_model(latent_conditioning, lpc_order=4)
+    assert model.decoder.cond_in_channels == (4 if latent_conditioning else 0) + 10 + 2
+    # The mel and f0 decoders made deaf to the codes: what is left of the codes is what the WaveNet hears itself.
+    mel = torch.randn(1, 10, 30)
+    model.mel_decoder.forward = lambda latents, speaker: mel.expand(latents.size(0), -1, -1)[..., : latents.size(-1)]
+    f0 = torch.tensor([[5.0], [0.3]]).expand(1, 2, 30)  # voiced, ln(f0 / 100 Hz) = 0.3
+    model.f0_decoder.forward = lambda latents, speaker: f0.expand(latents.size(0), -1, -1)[..., : latents.size(-1)]
+    a, b = torch.randint(0, 16, (2, 30)).unbind(0)
+    wavs = [model.decode(c, 1, generator=torch.Generator().manual_seed(1)) for c in (a, b)]
+    assert wavs[0].abs().max() > 0
+    assert torch.equal(wavs[0], wavs[1]) == (not latent_conditioning)
+    features = model.conditioning_features(model.quantizer.dequantize(a[None]), torch.tensor([1]))
+    torch.testing.assert_close(model.feature_log_mel(features), mel)
+
+
+def test_without_latent_conditioning_the_codes_still_learn_through_the_mel_decoder():
+    model = tiny_model(False, lpc_order=4).train()
+    wav = torch.stack([_tone(140, 0.25), _tone(200, 0.25)]).float().unsqueeze(1)  # (2, 1, 4000)
+    out = model(wav, torch.tensor([0, 1]))
+    out.reconstruction_loss.backward(retain_graph=True)
+    assert model.decoder.source_proj.weight.grad.abs().sum() > 0
+    # the WaveNet's loss reaches the mel decoder, and through its prediction the codes' encoder
+    assert model.mel_decoder.conv_out.weight.grad.abs().sum() > 0
+    assert model.encoder.proj.weight.grad.abs().sum() > 0
+    model.zero_grad()
+    out.mel_loss.backward()
+    assert model.encoder.proj.weight.grad.abs().sum() > 0
+
+
 def test_config_errors_name_the_key():
+    with pytest.raises(ConfigError, match="latent_conditioning: false needs model.mel_conditioning"):
+        VQVAE.from_config(ModelConfig(latent_conditioning=False))
     with pytest.raises(ConfigError, match="lpc_order must be >= 0"):
         VQVAE.from_config(ModelConfig(decoder=DecoderConfig(lpc_order=-3)))
     with pytest.raises(ConfigError, match="lpc_order is for"):

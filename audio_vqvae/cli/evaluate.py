@@ -19,8 +19,8 @@ from ..data.manifest import SPLITS, Utterance, read_manifest
 from ..data.pairs import pair_fields, spread
 from ..data.prepare import normalize_text
 from ..errors import InputNotFoundError, ManifestError, UsageError
-from ..evaluation.baseline_vocoder import DEFINITION as BASELINE_DEFINITION
 from ..evaluation.baseline_vocoder import SourceFilterBaseline
+from ..evaluation.baseline_vocoder import definition as baseline_definition
 from ..evaluation.evaluate import (
     ConversionPair,
     Item,
@@ -286,7 +286,7 @@ def run_conversion(
         baseline = evaluate_conversion(model, baseline_pairs, real, seed=seed, texts=texts if wer else None,
                                        recognizer=recognizer, dnsmos=scorer, speaker_encoder=encoder)  # fmt: skip
         baseline.pop("pairs")
-        result["baseline_vocoder"] = {"definition": BASELINE_DEFINITION, **baseline}
+        result["baseline_vocoder"] = {"definition": baseline_definition(model), **baseline}
     return result
 
 

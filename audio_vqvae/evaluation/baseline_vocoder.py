@@ -21,10 +21,22 @@ from ..models.lpc import pulse_vocoder
 from ..models.pitch import yin_f0
 from ..models.vqvae import VQVAE
 
-DEFINITION = (
-    "mel decoder's log-mel for the target -> LPC all-pole filters (order 16), excited by a pulse train at the "
-    "source's YIN f0 moved to the target's ln-f0 mean and std where voiced, white noise elsewhere"
-)
+DEFAULT_ORDER = 16  # the LPC order of a model whose decoder has none of its own
+
+
+def lpc_order(model: VQVAE) -> int:
+    """The baseline's LPC order: the model's own filters' (``model.decoder.lpc_order``), else ``DEFAULT_ORDER``,
+    so that an LPC WaveNet and its baseline draw the same envelope from the same frames."""
+    return int(getattr(model.decoder, "lpc_order", 0) or DEFAULT_ORDER)
+
+
+def definition(model: VQVAE) -> str:
+    """What the baseline is, for reports."""
+    return (
+        f"mel decoder's log-mel for the target -> LPC all-pole filters (order {lpc_order(model)}), excited by a "
+        "pulse train at the source's YIN f0 moved to the target's ln-f0 mean and std where voiced, white noise "
+        "elsewhere"
+    )
 
 
 def frame_f0(model: VQVAE, wav: Tensor) -> Tensor:
@@ -97,5 +109,5 @@ class SourceFilterBaseline:
             f0 = frame_f0(model, wav)[: mel.size(-1)]
             f0 = move_f0(f0, log_f0_statistics([f0]), self._target(model, speaker))
             out.append(pulse_vocoder(mel, f0.unsqueeze(0), model.log_mel, model.hop_length, model.sample_rate,
-                                     generator)[0])  # fmt: skip
+                                     generator, lpc_order(model))[0])  # fmt: skip
         return out

@@ -111,6 +111,13 @@ def as_batch(wav: Tensor) -> Tensor:
     raise ValueError(f"expected a mono waveform of shape (T,), (B, T) or (B, 1, T), got {tuple(wav.shape)}")
 
 
+def cond_in_channels(latent_dim: int, n_mels: int, source_filter: bool, latent_conditioning: bool = True) -> int:
+    """Channels of the WaveNet's conditioning features (``VQVAE.conditioning_features``): the latents' D
+    if it hears them, the mel decoder's n_mels (0 without mel conditioning), and a source-filter
+    decoder's 2 f0 features (voicing and ln f0, ``nsf.f0_features``)."""
+    return (latent_dim if latent_conditioning else 0) + n_mels + 2 * source_filter
+
+
 class VQVAE(nn.Module):
     """Encoder, quantizer and speaker-conditioned WaveNet decoder.
 
@@ -128,6 +135,10 @@ class VQVAE(nn.Module):
         mel_conditioning: the WaveNet is conditioned on the mel decoder's prediction beside the
             quantized latents (``conditioning_features``), so it works as a vocoder of a spectrogram
             that the codes and the chosen speaker determine; needs ``mel_decoder``.
+        latent_conditioning: the WaveNet hears the quantized latents (the paper). False: it hears only
+            the mel decoder's prediction (and a source-filter decoder's f0 features) and the speaker, so
+            in a conversion its input is made for the target speaker as in training, with no channel
+            through which the source's latents can carry the source's voice; needs ``mel_conditioning``.
         adversary: optional speaker classifier on the quantized latents behind a gradient reversal
             (``audio_vqvae.models.adversary``), training only; its loss, times ``adversary_weight``, joins
             the training loss.
@@ -156,6 +167,7 @@ class VQVAE(nn.Module):
         adversary_weight: float = 0.0,
         f0_decoder: MelDecoder | None = None,
         f0_loss_weight: float = 1.0,
+        latent_conditioning: bool = True,
     ):
         super().__init__()
         self.adversary = adversary
@@ -163,6 +175,8 @@ class VQVAE(nn.Module):
         self.pre_emphasis = check_coefficient(pre_emphasis)
         if mel_conditioning and mel_decoder is None:
             raise ValueError("mel_conditioning needs a mel decoder (set mel_loss_weight)")
+        if not latent_conditioning and not mel_conditioning:
+            raise ValueError("a WaveNet that does not hear the latents needs mel_conditioning")
         source_filter = isinstance(decoder, SourceFilterWaveNet)
         if source_filter and (f0_decoder is None or f0_decoder.n_mels != 2):
             raise ValueError("a source-filter decoder needs an f0 decoder with 2 outputs")
@@ -172,7 +186,9 @@ class VQVAE(nn.Module):
             raise ValueError("an LPC excitation decoder needs mel_conditioning (its filters come from the mel decoder)")
         self.f0_decoder = f0_decoder if source_filter else None
         self.f0_loss_weight = f0_loss_weight
-        expected = encoder.proj.out_channels + (mel_decoder.n_mels if mel_conditioning else 0) + 2 * source_filter
+        expected = cond_in_channels(
+            encoder.proj.out_channels, mel_decoder.n_mels if mel_conditioning else 0, source_filter, latent_conditioning
+        )
         if decoder.cond_in_channels != expected:
             raise ValueError(f"decoder conditioning input has {decoder.cond_in_channels} channels, {expected} expected")
         if decoder.hop_length != encoder.hop_length:
@@ -180,6 +196,7 @@ class VQVAE(nn.Module):
         self.mel_decoder = mel_decoder
         self.mel_loss_weight = mel_loss_weight
         self.mel_conditioning = mel_conditioning
+        self.latent_conditioning = latent_conditioning
         self.log_mel = LogMel(sample_rate, encoder.hop_length, mel_decoder.n_mels) if mel_decoder is not None else None
         self.encoder = encoder
         self.quantizer = quantizer
@@ -205,6 +222,8 @@ class VQVAE(nn.Module):
             quantizer = VectorQuantizer(**dataclasses.asdict(cfg.quantizer))
         if cfg.mel_conditioning and cfg.mel_loss_weight is None:
             raise ConfigError("model.mel_conditioning needs the mel decoder: set model.mel_loss_weight")
+        if not cfg.latent_conditioning and not cfg.mel_conditioning:
+            raise ConfigError("model.latent_conditioning: false needs model.mel_conditioning: true (what else to hear)")
         if not 0.0 <= cfg.pre_emphasis < 1.0:
             raise ConfigError(f"model.pre_emphasis must be in [0, 1), got {cfg.pre_emphasis}")
         if cfg.speaker_adversary_weight is not None and not cfg.speaker_adversary_weight >= 0:
@@ -224,12 +243,12 @@ class VQVAE(nn.Module):
         with config_section("model.decoder"):
             d = cfg.decoder
             sizes = d.stack_sizes()
+            n_mels = cfg.mel_decoder.n_mels if cfg.mel_conditioning else 0
             sizes.update(
-                cond_in_channels=cfg.quantizer.dim + (cfg.mel_decoder.n_mels if cfg.mel_conditioning else 0),
+                cond_in_channels=cond_in_channels(cfg.quantizer.dim, n_mels, source_filter, cfg.latent_conditioning),
                 hop_length=encoder.hop_length,
             )
             if d.kind == "source_filter":
-                sizes["cond_in_channels"] += 2  # voicing and ln f0 (nsf.f0_features)
                 decoder = SourceFilterWaveNet(d.harmonics, cfg.sample_rate, d.lpc_order, **sizes)
             else:
                 decoder = WaveNet(n_classes=cfg.mu_law_classes, input_noise=d.input_noise, **sizes)
@@ -267,6 +286,7 @@ class VQVAE(nn.Module):
             cfg.speaker_adversary_weight or 0.0,
             f0_decoder,
             cfg.f0_loss_weight,
+            cfg.latent_conditioning,
         )
         model.config = cfg
         return model
@@ -454,13 +474,14 @@ class VQVAE(nn.Module):
 
     def feature_log_mel(self, features: Tensor) -> Tensor:
         """The mel decoder's predicted log-mel inside ``conditioning_features``: (B, D', N) -> (B, n_mels, N)."""
-        D = self.encoder.proj.out_channels
+        D = self.encoder.proj.out_channels if self.latent_conditioning else 0
         return features[:, D : D + self.mel_decoder.n_mels]
 
     def conditioning_features(self, latents: Tensor, speaker: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """What the WaveNet is conditioned on: the quantized latents, and with ``mel_conditioning`` the
-        mel decoder's prediction for the given speakers after them; a source-filter decoder's also
-        has the f0 decoder's predicted voicing and ln f0 (``nsf.f0_features``) last.
+        """What the WaveNet is conditioned on: the quantized latents (unless ``latent_conditioning`` is
+        off), and with ``mel_conditioning`` the mel decoder's prediction for the given speakers after
+        them; a source-filter decoder's also has the f0 decoder's predicted voicing and ln f0
+        (``nsf.f0_features``) last.
 
         Each utterance is predicted on its own first ``lengths[b]`` frames (zeros after), so a batch
         gives every utterance the features it gets alone, whatever the padding.
@@ -468,7 +489,8 @@ class VQVAE(nn.Module):
         Args:
             latents: (B, D, N) quantized latents; speaker: (B,) int64 ids; lengths: (B,) frames or None.
         Returns:
-            (B, D', N): D, + n_mels with mel conditioning, + 2 with a source-filter decoder.
+            (B, D', N): D (0 without latent conditioning), + n_mels with mel conditioning, + 2 with a
+            source-filter decoder.
         """
         return self.synthesis_inputs(latents, speaker, lengths)[0]
 
@@ -485,7 +507,7 @@ class VQVAE(nn.Module):
         if lengths is None:
             return self._predicted_features(latents, speaker)
         B, D, N = latents.shape
-        out = latents.new_zeros(B, D + self.decoder.cond_in_channels - D, N)
+        out = latents.new_zeros(B, self.decoder.cond_in_channels, N)
         f0 = latents.new_zeros(B, N) if self.source_filter else None
         for b, n in enumerate(lengths.tolist()):
             one, f0_one = self._predicted_features(latents[b : b + 1, :, :n], speaker[b : b + 1])  # (1, D', n)
@@ -495,7 +517,7 @@ class VQVAE(nn.Module):
         return out, f0
 
     def _predicted_features(self, latents: Tensor, speaker: Tensor) -> tuple[Tensor, Tensor | None]:
-        parts = [latents]
+        parts = [latents] if self.latent_conditioning else []
         if self.mel_conditioning:
             parts.append(self.mel_decoder(latents, speaker).to(latents.dtype))
         f0 = None
@@ -537,7 +559,9 @@ class VQVAE(nn.Module):
             latents = jitter(latents, self.jitter_probability)
         mel = self.mel_decoder(latents, speaker) if self.mel_decoder is not None else None  # (B, n_mels, N)
         real_mel = self.log_mel(wav.squeeze(1)) if mel is not None else None  # (B, n_mels, N)
-        cond = torch.cat([latents, mel.to(latents.dtype)], 1) if self.mel_conditioning else latents
+        cond = latents if self.latent_conditioning else latents[:, :0]  # (B, D or 0, N)
+        if self.mel_conditioning:
+            cond = torch.cat([cond, mel.to(latents.dtype)], 1)
         f0_term = None
         if self.source_filter:
             # Teacher forcing: the real f0 drives the source and the features; the f0 decoder learns to
