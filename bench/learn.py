@@ -20,7 +20,8 @@ training calls' wall time (set-up and checkpoints included, evaluation not). The
 schedule follows ``train.steps`` (default 200,000), not the minutes: set it to the steps the time
 allows (``--set train.steps=N``) to get the decay. The unit metrics map phones and fit k-means on
 --max-utterances training utterances, the same ones ``audio-vqvae evaluate units --max-utterances``
-takes, so a point can be re-measured with that command on its checkpoint.
+takes, so a point can be re-measured with that command on its checkpoint; the MFCC k-means baseline
+(``evaluation.metrics.features``: the standard build) is fitted once, on every frame of those.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from audio_vqvae.config import to_dict
 from audio_vqvae.data.manifest import read_manifest, read_speakers
 from audio_vqvae.data.pairs import choose_pairs
 from audio_vqvae.errors import AudioVQVAEError, debug_requested
-from audio_vqvae.evaluation.evaluate import evaluate_units
+from audio_vqvae.evaluation.evaluate import evaluate_units, fit_baseline
 from audio_vqvae.evaluation.report import read_scalars
 from audio_vqvae.fileio import atomic_write_text
 from audio_vqvae.models.vqvae import VQVAE
@@ -125,7 +126,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--conversion-sources", type=int, default=5, help="test sentences per source speaker")
     parser.add_argument("--max-seconds", type=float, default=4.0, help="crop conversion audio to this (default 4)")
-    parser.add_argument("--max-utterances", type=int, default=300, help="per split, for the unit metrics")
+    parser.add_argument(
+        "--max-utterances", type=int, default=2000, help="per split, for the unit metrics (default 2000)"
+    )
     parser.add_argument("--abx-context", choices=["within", "any"], default="within")
     parser.add_argument("--reconstructions", type=int, default=4, help="sources also resynthesised by their speaker")
     parser.add_argument("--wer", action="store_true", help="word error rates of the conversions (pocketsphinx)")
@@ -190,7 +193,7 @@ def main() -> int:
     def phase(name: str, seconds: float) -> None:
         report["phases"].append({"phase": name, "seconds": seconds})
 
-    segment, trained, inputs, model = 60 * args.minutes / args.points, 0.0, None, None
+    segment, trained, inputs, model, baseline = 60 * args.minutes / args.points, 0.0, None, None, None
     for i in range(1, args.points + 1):
         t0 = time.perf_counter()
         # the limit keeps the points on schedule: a segment that ran over shortens the next one
@@ -206,7 +209,9 @@ def main() -> int:
         first = inputs is None
         if first:  # the same utterances at every point
             inputs = unit_inputs(model, data, max_utterances=args.max_utterances)
-        units = evaluate_units(model, *inputs, abx_context=args.abx_context, seed=args.seed)
+            K = model.quantizer.codebook_size
+            baseline = fit_baseline(inputs[0], model.sample_rate, model.hop_length, K, seed=args.seed)
+        units = evaluate_units(model, *inputs, abx_context=args.abx_context, seed=args.seed, baseline=baseline)
         if first:
             print(
                 f"units: {units['n_eval_utterances']} test utterances ({units['eval_seconds'] / 60:.1f} min) scored; "

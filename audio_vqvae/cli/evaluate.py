@@ -86,7 +86,7 @@ def unit_inputs(
     *,
     train_split: str = "train",
     eval_split: str = "test",
-    max_utterances: int | None = 500,
+    max_utterances: int | None = 2000,
     alignments: str | Path | None = None,
 ) -> tuple[list[Item], list[Item], dict[str, list[PhoneSegment]]]:
     """``evaluate_units``' inputs from a prepared corpus folder, as ``evaluate units`` loads them.
@@ -465,7 +465,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     u.add_argument("--train-split", default="train", help="split that maps codes to phones and fits k-means")
     u.add_argument("--eval-split", default="test", help="held-out split that is scored")
     u.add_argument("--alignments", help="phone table or folder of TextGrids (default: DIR/phones.tsv)")
-    u.add_argument("--max-utterances", type=utterance_count, default=500, help="per split, spread over the speakers")
+    u.add_argument(
+        "--max-utterances",
+        type=utterance_count,
+        default=2000,
+        help="per split, spread over the speakers (default 2000); the baseline's k-means fits every frame of these",
+    )
     u.add_argument("--exclude-silence", action="store_true", help="drop silence frames from mapping and purity")
     u.add_argument("--abx-context", choices=["within", "any"], default="within")
     u.add_argument(

@@ -170,6 +170,7 @@ def mfcc_frames(
     include_c0: bool = True,
     n_frames: int | None = None,
     win_length: int | None = None,
+    delta_width: int = 2,
 ) -> Tensor:
     """MFCCs (orthonormal DCT of log mel power) on the code grid, optionally with deltas and delta-deltas.
 
@@ -183,6 +184,7 @@ def mfcc_frames(
         n_mfcc: cepstral coefficients kept.
         with_deltas: append deltas and delta-deltas (3 * the width).
         include_c0: keep c0 (log energy); False drops it, so the features ignore the gain.
+        delta_width: frames on each side of the deltas' regression (``deltas``), for both orders.
     Returns:
         (N, n_mfcc or n_mfcc - 1, times 3 with deltas) float32.
     """
@@ -194,5 +196,5 @@ def mfcc_frames(
         c = c[:, 1:]
     if not with_deltas:
         return c
-    d = deltas(c)
-    return torch.cat([c, d, deltas(d)], dim=1)
+    d = deltas(c, delta_width)
+    return torch.cat([c, d, deltas(d, delta_width)], dim=1)

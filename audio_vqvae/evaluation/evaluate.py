@@ -21,13 +21,12 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from ..data.alignment import PhoneSegment, frame_labels
-from ..data.spectrum import mfcc_frames
 from ..errors import EvaluationError
 from ..inference import extract_tokens
 from ..models.vqvae import VQVAE
 from .metrics.abx import abx_error, abx_items
 from .metrics.dnsmos import DNSMOS, SCORES, naturalness
-from .metrics.features import KMeansUnits
+from .metrics.features import KMeansUnits, baseline_description, baseline_frames
 from .metrics.pitch import PitchTrack, pooled_voicing, yin
 from .metrics.speaker import CHECK_SNR_DB, train_speaker_classifier
 from .metrics.speaker_embedding import SpeakerEncoder, embedding_speaker_metrics
@@ -108,6 +107,16 @@ def _system_metrics(
     return out
 
 
+def fit_baseline(
+    train_items: Sequence[Item], sample_rate: int, hop_length: int, k: int, *, iters: int = 100,
+    max_frames: int | None = None, seed: int = 0,
+) -> KMeansUnits:  # fmt: skip
+    """The MFCC k-means baseline of ``evaluate_units``, fitted on the standard frames of ``train_items``
+    (at ``sample_rate``, on the grid of ``hop_length``) with K = ``k``; to score several models against one fit."""
+    frames = [baseline_frames(_mono(wav), sample_rate, hop_length) for _, wav, _ in train_items]
+    return KMeansUnits.fit(frames, k, iters=iters, max_frames=max_frames, seed=seed)
+
+
 def evaluate_units(
     model: VQVAE,
     train_items: Sequence[Item],
@@ -121,19 +130,21 @@ def evaluate_units(
     abx_span: str = "phone",
     abx_max_size_group: int | None = 10,
     abx_max_x_across: int | None = 5,
-    kmeans_iters: int = 20,
-    kmeans_max_frames: int | None = 100_000,
+    kmeans_iters: int = 100,
+    kmeans_max_frames: int | None = None,
     seed: int = 0,
     save_baseline: str | Path | None = None,
+    baseline: KMeansUnits | None = None,
 ) -> dict[str, Any]:
     """Unit-discovery metrics of the model's codes and of an MFCC k-means baseline, in one run.
 
     Codes are those of ``inference.extract_tokens`` (``model.encode(wav)``'s, in bounded memory), one
     per hop (frame rate = sample_rate / hop); code n is labelled with the phone at the centre of its
     samples (``alignment.frame_labels``). The baseline is scikit-learn's KMeans with the same K
-    (``model.quantizer.codebook_size``) on standardised 39-dim MFCC + deltas frames computed on the same
-    grid (``metrics.features.KMeansUnits``), fitted on the training items' frames, so both systems are
-    scored on exactly the same frames; it uses nothing of the model but its hop and K. Per system (see
+    (``model.quantizer.codebook_size``) on the standard MFCC frames computed on the same grid (13 MFCCs
+    with c0, deltas and delta-deltas over +-40 ms, CMVN per utterance: ``metrics.features``), fitted on
+    every frame of the training items, so both systems are scored on exactly the same frames; it uses
+    nothing of the model but its hop and K. Per system (see
     ``audio_vqvae.evaluation.metrics``):
 
     - ``phone_accuracy`` / ``majority_phone_accuracy``: each unit mapped to its most frequent
@@ -169,11 +180,14 @@ def evaluate_units(
             or "triphone" (previous phone's onset to next phone's offset: the item files behind
             ZeroSpeech 2021's and libri-light's published figures); see ``metrics.abx``.
         abx_max_size_group, abx_max_x_across: ABX caps (``metrics.abx.abx_error``).
-        kmeans_iters, kmeans_max_frames: baseline k-means passes and fitting subsample.
+        kmeans_iters, kmeans_max_frames: the baseline k-means' Lloyd iterations at most, and a fitting
+            subsample (None: every training frame).
         seed: seed of the k-means and the ABX caps.
         save_baseline: write the fitted baseline here (``KMeansUnits.save``: a joblib file of a
             scikit-learn pipeline whose ``predict`` maps ``mfcc_frames`` to the units scored here,
             for fairseq/textlesslib's ``quantize_with_kmeans.py``); None writes nothing.
+        baseline: a baseline already fitted on these training items' frames (``fit_baseline``), which
+            then is not fitted again (``bench/learn.py`` scores several checkpoints against one).
     Returns:
         A JSON-ready dict: settings and counts, then ``model`` and ``baseline`` metric dicts with
         the same keys. Rates are fractions in [0, 1].
@@ -199,7 +213,7 @@ def evaluate_units(
                 )
             c = _codes(model, wav)  # (N,)
             codes.append(c)
-            mfccs.append(mfcc_frames(_mono(wav), sr, hop, n_frames=c.numel()))  # (N, 39)
+            mfccs.append(baseline_frames(_mono(wav), sr, hop, n_frames=c.numel()))  # (N, 39)
             labels.append(frame_labels(alignments[uid], c.numel(), frame_rate))
         return codes, mfccs, labels
 
@@ -212,7 +226,9 @@ def evaluate_units(
                 f"the MFCC k-means baseline needs at least K = {K} training frames, the training utterances "
                 f"give {n_train_frames}: evaluate with more training utterances"
             )
-        kmeans = KMeansUnits.fit(train_mfcc, K, iters=kmeans_iters, max_frames=kmeans_max_frames, seed=seed)
+        if baseline is not None and baseline.model.n_clusters != K:
+            raise ValueError(f"the baseline has K = {baseline.model.n_clusters}, the model {K}")
+        kmeans = baseline or KMeansUnits.fit(train_mfcc, K, iters=kmeans_iters, max_frames=kmeans_max_frames, seed=seed)
         if save_baseline is not None:
             kmeans.save(save_baseline)
         train_clusters = [kmeans.assign(x) for x in train_mfcc]
@@ -265,9 +281,7 @@ def evaluate_units(
         "abx_representation": abx_representation,
         "abx_context": abx_context,
         "abx_span": abx_span,
-        "baseline_description": (
-            f"k-means (K={K}, scikit-learn) on standardised 39-dim MFCC+delta+delta2 frames at {frame_rate:g} Hz"
-        ),
+        "baseline_description": baseline_description(sr, hop, K, kmeans.n_fit_frames),
         "model": _system_metrics(train_codes, eval_codes, train_labels, eval_labels, model_vectors, *common),
         "baseline": _system_metrics(train_clusters, eval_clusters, train_labels, eval_labels, base_vectors, *common),
     }

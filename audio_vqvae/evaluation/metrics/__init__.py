@@ -1,7 +1,7 @@
 """Evaluation metrics: unit discovery against phones, ABX, bitrate, speaker identity, spectral distances.
 
 Modules: ``units`` (phone-mapping accuracy, purities, PNMI, bitrate), ``abx`` (triphone ABX within
-and across speakers), ``dtw``, ``features`` (code-aligned MFCC frames, the MFCC k-means baseline),
+and across speakers), ``dtw``, ``features`` (the standard MFCC k-means baseline on code-aligned frames),
 ``speaker`` (the speaker classifier), ``spectral`` (MCD, log-mel distance), and with the ``eval`` extra
 ``dnsmos`` (naturalness) and ``speaker_embedding`` (a speaker-verification network's similarity). The
 entry points that run them on a model are in ``audio_vqvae.evaluation.evaluate``.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from ...data.spectrum import log_mel_frames, mfcc_frames
 from .abx import ABXItem, abx_error, abx_items
 from .dtw import dtw, dtw_mean
-from .features import KMeansUnits
+from .features import KMeansUnits, baseline_frames, cmvn
 from .speaker import SpeakerClassifier, add_white_noise, speaker_embedding, train_speaker_classifier
 from .spectral import log_mel_distance, mel_cepstral_distortion, mel_cepstrum, reconstruction_metrics
 from .units import SILENCE_PHONES, bitrate, contingency, phone_mapping_accuracy, purity_and_pnmi
@@ -24,7 +24,9 @@ __all__ = [
     "SpeakerClassifier",
     "abx_error",
     "abx_items",
+    "baseline_frames",
     "bitrate",
+    "cmvn",
     "contingency",
     "dtw",
     "dtw_mean",
