@@ -390,6 +390,12 @@ def test_evaluate_units_end_to_end(corpus, tiny_model):
     assert base["pnmi"] > 0.2 and base["bitrate"] > 0
     report = format_units_report(result)
     assert "phone accuracy" in report and "PNMI" in report and "ABX:" in report and "baseline" in report
+    seconds = sum(u.wav.size for u in held) / SR
+    segments = [[p for _, _, p in u.phones] for u in held]  # no phone follows itself in the synthetic sentences
+    assert all(a != b for s in segments for a, b in zip(s, s[1:]))
+    assert result["phone_rate"] == pytest.approx(sum(map(len, segments)) / seconds)
+    assert "runs per second" in report and f"{result['phone_rate']:.1f} phones per second" in report
+    assert 0 < result["model"]["symbol_rate_dedup"] <= result["model"]["symbol_rate"] == pytest.approx(SR / 64, rel=0.01)
     assert result["abx_context"] == "within"
 
     options = {"exclude_silence": True, "abx_context": "any", "abx_representation": "onehot"}

@@ -31,7 +31,7 @@ from .metrics.pitch import PitchTrack, pooled_voicing, yin
 from .metrics.speaker import CHECK_SNR_DB, train_speaker_classifier
 from .metrics.speaker_embedding import SpeakerEncoder, embedding_speaker_metrics
 from .metrics.spectral import MCD_DEFINITION, mcep_alpha, mel_cepstral_distortion, reconstruction_metrics
-from .metrics.units import SILENCE_PHONES, bitrate, is_silence, phone_mapping_accuracy, purity_and_pnmi
+from .metrics.units import SILENCE_PHONES, bitrate, dedup, is_silence, phone_mapping_accuracy, purity_and_pnmi
 from .metrics.wer import Recognizer, normalize_words, word_errors
 from .tables import number, percent, unit_rows
 
@@ -154,7 +154,9 @@ def evaluate_units(
     - ``abx_within`` / ``abx_across``: triphone ABX error on the held-out items, DTW with the
       angular cosine distance on per-frame vectors (ZeroSpeech 2021 / libri-light); None when
       the held-out set has no scorable cell;
-    - ``bitrate`` and ``bitrate_dedup`` (ZeroSpeech), ``codes_used``, over the held-out audio.
+    - ``bitrate`` and ``bitrate_dedup`` (ZeroSpeech), ``symbol_rate_dedup`` (runs of one unit per
+      second), ``codes_used``, over the held-out audio; beside them ``phone_rate``, the phones per
+      second of the held-out alignments (silence segments included, as the runs include silence).
 
     **Silence.** By default every frame counts, silence included, as in the VQ-VAE paper's
     figure and HuBERT's PNMI; long pauses then favour the majority baseline (silence is
@@ -257,6 +259,8 @@ def evaluate_units(
         return np.array([not is_silence(str(p), silence_phones) for p in labels], dtype=bool)
 
     eval_seconds = sum(_mono(w).numel() for _, w, _ in held) / sr
+    # phones per second in the held-out alignments, silence included as the units' runs include it
+    n_phones = sum(len(dedup([seg.phone for seg in alignments[uid]])) for uid, _, _ in held)
     abx_options = {
         "context": abx_context,
         "max_size_group": abx_max_size_group,
@@ -277,6 +281,7 @@ def evaluate_units(
         "n_train_frames": int(sum(int(keep(np.array(x)).sum()) for x in train_labels)),
         "n_eval_frames": int(sum(int(keep(np.array(x)).sum()) for x in eval_labels)),
         "eval_seconds": eval_seconds,
+        "phone_rate": n_phones / eval_seconds,
         "abx_items": len(items),
         "abx_representation": abx_representation,
         "abx_context": abx_context,
@@ -302,6 +307,10 @@ def format_units_report(result: Mapping[str, Any]) -> str:
     lines.append(
         f"ABX: {result['abx_items']} phone items, {result['abx_context']} context, {result['abx_representation']}; "
         f"{cells['abx_within_cells']} within- and {cells['abx_across_cells']} across-speaker cells ('-': none)"
+    )
+    lines.append(
+        f"runs per second: units after de-duplication, beside {result['phone_rate']:.1f} phones per second in the "
+        "alignments (silence included)"
     )
     lines.append(f"baseline: {result['baseline_description']}")
     return "\n".join(lines)

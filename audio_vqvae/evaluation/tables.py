@@ -30,6 +30,7 @@ UNIT_ROWS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("ABX across, error (%)", "abx_across", percent),
     ("bitrate (bit/s)", "bitrate", lambda x: number(x, 1)),
     ("  deduplicated (bit/s)", "bitrate_dedup", lambda x: number(x, 1)),
+    ("runs per second", "symbol_rate_dedup", lambda x: number(x, 1)),
     ("codes used", "codes_used", count),
 )
 
