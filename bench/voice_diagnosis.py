@@ -61,6 +61,9 @@ def main() -> None:
     model = VQVAE.load(args.ckpt).eval()
     if not model.source_filter or not model.decoder.lpc_order:
         parser.error("needs an LPC source-filter model (model.decoder.lpc_order > 0)")
+    unknown = sorted(set(args.targets or []) - set(model.speakers))
+    if unknown:
+        parser.error(f"{args.ckpt}: no speaker {', '.join(unknown)} (it has {', '.join(model.speakers)})")
     sr = model.sample_rate
     try:
         encoder = SpeakerEncoder()

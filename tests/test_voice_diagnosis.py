@@ -44,3 +44,6 @@ def test_voice_diagnosis_counts_every_version_of_every_pair(synthetic_corpus, tm
     assert {v for s, v in versions if s == "spk01"} == resynthesis  # the target's own utterances: all four
     assert {v for s, v in versions if s != "spk01"} == {"vocoder, predicted frames", "decoder"}  # conversions
     assert "as the target" in out.stdout
+    out = run(sys.executable, "bench/voice_diagnosis.py", "--ckpt", str(model / "last.pt"), "--data",
+              str(synthetic_corpus), "--targets", "nobody")  # fmt: skip
+    assert out.returncode == 2 and "no speaker nobody" in out.stderr and "Traceback" not in out.stderr

@@ -186,8 +186,8 @@ def evaluate_units(
             subsample (None: every training frame).
         seed: seed of the k-means and the ABX caps.
         save_baseline: write the fitted baseline here (``KMeansUnits.save``: a joblib file of a
-            scikit-learn pipeline whose ``predict`` maps ``mfcc_frames`` to the units scored here,
-            for fairseq/textlesslib's ``quantize_with_kmeans.py``); None writes nothing.
+            scikit-learn KMeans whose ``predict`` maps ``metrics.features.baseline_frames`` to the units
+            scored here, for fairseq/textlesslib's ``quantize_with_kmeans.py``); None writes nothing.
         baseline: a baseline already fitted on these training items' frames (``fit_baseline``), which
             then is not fitted again (``bench/learn.py`` scores several checkpoints against one).
     Returns:
